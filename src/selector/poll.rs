@@ -1,0 +1,114 @@
+//! poll(2): portable, and O(registered fds) on every wait.
+//!
+//! The interest list lives in user space, as an array of `pollfd` that is
+//! handed to the kernel whole on each call; the kernel checks every entry and
+//! the loop below scans every entry again for a non-zero `revents`. That is
+//! why a poll server slows down as idle connections pile up, while epoll does
+//! not. There is no edge-triggered mode.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use super::{sys, timeout_ms, Events, EVENT_READ, EVENT_WRITE};
+
+pub(crate) struct Poller {
+    /// The array the kernel sees.
+    fds: Vec<libc::pollfd>,
+    /// fd → its index in `fds`, so modify and delete need no search.
+    slot: Vec<Option<usize>>,
+}
+
+fn interest(events: Events) -> libc::c_short {
+    let mut bits = 0;
+    if events.is_readable() {
+        bits |= libc::POLLIN;
+    }
+    if events.is_writable() {
+        bits |= libc::POLLOUT;
+    }
+    bits
+}
+
+/// POLLERR, POLLHUP and POLLNVAL are reported whether asked for or not;
+/// like epoll's ERR/HUP they count as readable and writable.
+fn readiness(revents: libc::c_short) -> Events {
+    let mut events = Events::NONE;
+    let trouble = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+    if revents & (libc::POLLIN | trouble) != 0 {
+        events |= EVENT_READ;
+    }
+    if revents & (libc::POLLOUT | trouble) != 0 {
+        events |= EVENT_WRITE;
+    }
+    events
+}
+
+impl Poller {
+    pub(crate) fn new() -> Poller {
+        Poller {
+            fds: Vec::new(),
+            slot: Vec::new(),
+        }
+    }
+
+    /// Append a `pollfd`. poll(2) itself would accept a closed fd and report
+    /// POLLNVAL later; `fcntl(F_GETFD)` refuses it now, like epoll_ctl does.
+    pub(crate) fn add(&mut self, fd: RawFd, events: Events) -> io::Result<()> {
+        sys::check_open(fd)?;
+        let index = fd as usize;
+        if index >= self.slot.len() {
+            self.slot.resize(index + 1, None);
+        }
+        self.slot[index] = Some(self.fds.len());
+        self.fds.push(libc::pollfd {
+            fd,
+            events: interest(events),
+            revents: 0,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn modify(&mut self, fd: RawFd, _old: Events, new: Events) -> io::Result<()> {
+        let i = self.index(fd)?;
+        self.fds[i].events = interest(new);
+        Ok(())
+    }
+
+    /// Remove the `pollfd` by moving the last one into its place.
+    pub(crate) fn delete(&mut self, fd: RawFd, _old: Events) -> io::Result<()> {
+        let i = self.index(fd)?;
+        self.slot[fd as usize] = None;
+        self.fds.swap_remove(i);
+        if let Some(moved) = self.fds.get(i) {
+            self.slot[moved.fd as usize] = Some(i);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn wait(
+        &mut self,
+        ready: &mut Vec<(RawFd, Events)>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        let mut left = sys::poll(&mut self.fds, timeout_ms(timeout))?;
+        for pfd in &self.fds {
+            if left == 0 {
+                break;
+            }
+            if pfd.revents != 0 {
+                left -= 1;
+                ready.push((pfd.fd, readiness(pfd.revents)));
+            }
+        }
+        Ok(())
+    }
+
+    fn index(&self, fd: RawFd) -> io::Result<usize> {
+        self.slot
+            .get(fd as usize)
+            .copied()
+            .flatten()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    }
+}
