@@ -468,6 +468,11 @@ impl<T> Selector<T> {
         self.keys.get_mut(usize::try_from(fd).ok()?)?.as_mut()
     }
 
+    /// Every record, in fd order (Python's `get_map().values()`).
+    pub fn keys(&self) -> impl Iterator<Item = &SelectorKey<T>> {
+        self.keys.iter().flatten()
+    }
+
     /// The record an event from the latest `select` refers to.
     ///
     /// `None` when that fd was unregistered since the wait returned, or

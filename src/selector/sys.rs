@@ -151,6 +151,24 @@ pub(crate) fn kevent(
     Ok(n as usize)
 }
 
+/// An all-zero `struct kevent`, the blank that C's `EV_SET` fills in.
+///
+/// The struct is not the same everywhere (FreeBSD 12 and later add an `ext`
+/// array), so kqueue.rs sets the fields it needs and takes the rest from here.
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+))]
+pub(crate) fn kevent_zeroed() -> libc::kevent {
+    // SAFETY: struct kevent holds only integers and the `udata` pointer, for
+    // which all-zero bytes are valid values (the pointer is null).
+    unsafe { std::mem::zeroed() }
+}
+
 // ------------------------------------------------------------ poll (portable)
 
 /// `poll(fds, nfds, timeout_ms)` (`man 2 poll`): returns how many entries
@@ -225,4 +243,198 @@ pub(crate) fn select(
         )
     })?;
     Ok(n as usize)
+}
+
+// ------------------------------------------------------------------ accept
+
+/// Accept one pending connection as a close-on-exec socket (non-blocking if
+/// asked: the selector modes), with the peer's address. An interrupted call
+/// returns EINTR rather than retrying, so a blocking server hears signals.
+///
+/// Linux does it in one call, `accept4(fd, &addr, &len,
+/// SOCK_CLOEXEC|SOCK_NONBLOCK)` (`man 2 accept4`), so no other thread can
+/// fork-exec with the fd open in between.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub fn accept(listener: RawFd, nonblocking: bool) -> io::Result<(OwnedFd, std::net::SocketAddr)> {
+    let mut storage = SockaddrBuf::new();
+    let mut flags = libc::SOCK_CLOEXEC;
+    if nonblocking {
+        flags |= libc::SOCK_NONBLOCK;
+    }
+    // SAFETY: `storage` is a writable sockaddr_storage and `len` holds its
+    // size, as accept4 requires; it writes at most that many bytes.
+    let fd =
+        cvt(unsafe { libc::accept4(listener, storage.as_mut_ptr(), &mut storage.len, flags) })?;
+    let fd = owned(fd);
+    Ok((fd, storage.to_socket_addr()?))
+}
+
+/// Accept one pending connection as a non-blocking, close-on-exec socket.
+///
+/// macOS and some BSDs have no `accept4`: `accept(2)`, then `fcntl(2)` twice,
+/// and `SO_NOSIGPIPE` so a write to a closed peer returns EPIPE instead of
+/// killing the process (there is no `MSG_NOSIGNAL` there).
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub fn accept(listener: RawFd, nonblocking: bool) -> io::Result<(OwnedFd, std::net::SocketAddr)> {
+    let mut storage = SockaddrBuf::new();
+    // SAFETY: `storage` is a writable sockaddr_storage and `len` holds its size.
+    let fd = cvt(unsafe { libc::accept(listener, storage.as_mut_ptr(), &mut storage.len) })?;
+    let fd = owned(fd);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    set_cloexec(raw)?;
+    if nonblocking {
+        // SAFETY: integer arguments only.
+        let fl = cvt(unsafe { libc::fcntl(raw, libc::F_GETFL) })?;
+        // SAFETY: integer arguments only.
+        cvt(unsafe { libc::fcntl(raw, libc::F_SETFL, fl | libc::O_NONBLOCK) })?;
+    }
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    ))]
+    {
+        let one: libc::c_int = 1;
+        // SAFETY: the option value points to a live c_int of the size passed.
+        cvt(unsafe {
+            libc::setsockopt(
+                raw,
+                libc::SOL_SOCKET,
+                libc::SO_NOSIGPIPE,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+    }
+    Ok((fd, storage.to_socket_addr()?))
+}
+
+/// A `sockaddr_storage` for accept to fill in, and its length.
+struct SockaddrBuf {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl SockaddrBuf {
+    fn new() -> SockaddrBuf {
+        SockaddrBuf {
+            // SAFETY: sockaddr_storage is plain integers; all-zero is valid.
+            storage: unsafe { std::mem::zeroed() },
+            len: std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        }
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut libc::sockaddr {
+        (&mut self.storage as *mut libc::sockaddr_storage).cast()
+    }
+
+    /// Read the address the kernel wrote, by its family.
+    fn to_socket_addr(&self) -> io::Result<std::net::SocketAddr> {
+        use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+        match libc::c_int::from(self.storage.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the kernel wrote a sockaddr_in, and
+                // sockaddr_storage is large and aligned enough for any address.
+                let sin = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in) };
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                Ok(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(sin.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: as above, for sockaddr_in6.
+                let sin6 = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in6) };
+                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Ok(SocketAddr::V6(SocketAddrV6::new(
+                    ip,
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )))
+            }
+            family => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("accept returned address family {family}"),
+            )),
+        }
+    }
+}
+
+// ------------------------------------------------------ the self-pipe trick
+
+/// The write end of the signal pipe, for the handler (which may only call
+/// async-signal-safe functions and cannot capture anything).
+static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    // Only async-signal-safe calls here (`man 7 signal-safety`): write(2) is
+    // one. Save errno so the interrupted code does not see ours.
+    let saved = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    let byte = signal as u8;
+    let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: `byte` is a live one-byte buffer. If the pipe is full the
+    // write fails with EAGAIN, which is fine: a wake-up is already pending.
+    unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    set_errno(saved);
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_errno(value: libc::c_int) {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() = value }
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "dragonfly"
+))]
+fn set_errno(value: libc::c_int) {
+    // SAFETY: __error returns this thread's errno slot.
+    unsafe { *libc::__error() = value }
+}
+
+#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+fn set_errno(value: libc::c_int) {
+    // SAFETY: __errno returns this thread's errno slot.
+    unsafe { *libc::__errno() = value }
+}
+
+/// Route `signals` into a pipe: each delivery writes the signal's number as
+/// one byte, and the returned read end can be registered with a selector like
+/// any socket. This is how an event loop hears SIGINT/SIGTERM without a flag
+/// polled on a timer (the "self-pipe trick"; `man 7 signal`).
+///
+/// No `SA_RESTART`: a blocking call in progress fails with EINTR, and the
+/// selector turns that into an empty batch.
+pub fn signal_pipe(signals: &[nix::sys::signal::Signal]) -> io::Result<OwnedFd> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet};
+    let (read, write) = nix::unistd::pipe()?;
+    for fd in [&read, &write] {
+        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
+    // The write end lives as long as the process: the handler may run any time.
+    let write = std::os::fd::IntoRawFd::into_raw_fd(write);
+    let old = SIGNAL_PIPE.swap(write, std::sync::atomic::Ordering::Relaxed);
+    if old >= 0 {
+        // SAFETY: `old` is the write end a previous call leaked for the
+        // handler; the handler now uses the new one.
+        drop(unsafe { OwnedFd::from_raw_fd(old) });
+    }
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for &signal in signals {
+        // SAFETY: `on_signal` only makes async-signal-safe calls (write and
+        // errno access) and touches only an atomic.
+        unsafe { nix::sys::signal::sigaction(signal, &action) }?;
+    }
+    Ok(read)
 }

@@ -1,0 +1,160 @@
+//! The course's first server: one client at a time.
+//!
+//! ```python
+//! while True:
+//!     conn, addr = s.accept()
+//!     with conn:
+//!         while data := conn.recv(1024):
+//!             conn.sendall(reply(data))
+//! ```
+//!
+//! While it serves one client, the next ones wait in the kernel's listen
+//! backlog: their `connect` has succeeded, but nobody reads what they send.
+//! [`serve_client`] is also what each thread runs in the `threads` and
+//! `pool` modes: a thread per client turns this loop into a concurrent server.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::{Config, Summary, Totals};
+use crate::net;
+use crate::protocol;
+use crate::selector::sys;
+
+/// Read buffer per client. Smaller than the event loop's single 64 KiB
+/// buffer, because here every client (every thread) has its own.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How long to keep discarding input after refusing a client, before closing.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Accept, serve that client until it leaves, repeat; until SIGINT/SIGTERM.
+pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
+    // The signal handler writes to this pipe, and, since it is installed
+    // without SA_RESTART, makes the blocked accept or read return EINTR.
+    let signals = sys::signal_pipe(&[Signal::SIGINT, Signal::SIGTERM])?;
+    let stop = || signalled(&signals);
+    let totals = Totals::default();
+    while !stop() {
+        let (stream, _addr) = match net::accept_blocking(&listener) {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+            Err(e) => return Err(e),
+        };
+        Totals::add(&totals.connections, 1);
+        if let Err(e) = serve_client(&stream, config, &totals, &stop) {
+            eprintln!("client dropped: {e}");
+        }
+    }
+    Ok(Summary {
+        totals,
+        syscalls: Vec::new(),
+    })
+}
+
+/// Whether a SIGINT or SIGTERM has written to the pipe since the last look.
+fn signalled(signals: &OwnedFd) -> bool {
+    static SEEN: AtomicBool = AtomicBool::new(false);
+    let mut byte = [0u8; 16];
+    if let Ok(1..) = nix::unistd::read(signals, &mut byte) {
+        SEEN.store(true, Relaxed);
+    }
+    SEEN.load(Relaxed)
+}
+
+/// Serve one client on a blocking socket until it leaves: read, answer every
+/// complete line, write the replies, repeat. `stop` is asked whenever a read
+/// is interrupted by a signal.
+///
+/// On the client's EOF, the replies are all written, then our side is shut
+/// down (the half-close the protocol promises). A line over `--max-line` is
+/// answered with the error, then the connection is closed gently.
+pub fn serve_client(
+    stream: &TcpStream,
+    config: &Config,
+    totals: &Totals,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<()> {
+    stream.set_read_timeout(config.idle_timeout)?;
+    let mut reader = stream;
+    let mut writer = stream;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut partial: Vec<u8> = Vec::new();
+    let mut replies = Vec::new();
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if stop() {
+                    break;
+                }
+                continue;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                // SO_RCVTIMEO expired: the client has been silent too long.
+                writer.write_all(b"error: idle timeout\n")?;
+                return linger_and_close(stream);
+            }
+            Err(e) => return Err(e),
+        };
+        Totals::add(&totals.bytes_in, n as u64);
+        replies.clear();
+        if n == 0 {
+            if !config.echo {
+                protocol::respond_final(&partial, &mut replies);
+            }
+            writer.write_all(&replies)?;
+            Totals::add(&totals.bytes_out, replies.len() as u64);
+            break;
+        }
+        if config.echo {
+            writer.write_all(&buf[..n])?;
+            Totals::add(&totals.bytes_out, n as u64);
+            continue;
+        }
+        partial.extend_from_slice(&buf[..n]);
+        let answered = protocol::respond(&partial, &mut replies, config.max_line);
+        partial.drain(..answered.consumed);
+        Totals::add(&totals.lines, answered.lines);
+        if !config.work.is_zero() && answered.lines > 0 {
+            // The slow handler: only this client's thread waits.
+            std::thread::sleep(config.work * answered.lines as u32);
+        }
+        writer.write_all(&replies)?;
+        Totals::add(&totals.bytes_out, replies.len() as u64);
+        if answered.too_long {
+            return linger_and_close(stream);
+        }
+    }
+    // Everything owed is written: send our FIN.
+    let _ = stream.shutdown(Shutdown::Write);
+    Ok(())
+}
+
+/// Shut down our side, then read and discard until the client's EOF (or
+/// `LINGER`), so the error just written is not destroyed by a reset.
+fn linger_and_close(stream: &TcpStream) -> io::Result<()> {
+    stream.shutdown(Shutdown::Write)?;
+    stream.set_read_timeout(Some(LINGER))?;
+    let until = std::time::Instant::now() + LINGER;
+    let mut sink = [0u8; 4096];
+    let mut reader = stream;
+    while let Ok(1..) = reader.read(&mut sink) {
+        if std::time::Instant::now() > until {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! The servers: one file per mode, all speaking [`crate::protocol`].
+//!
+//! | mode                          | file            | how it waits                           |
+//! |-------------------------------|-----------------|----------------------------------------|
+//! | `blocking`                    | `blocking.rs`   | in `accept`, then in one client's `read` |
+//! | `epoll`/`kqueue`/`poll`/`select` | `event_loop.rs` | in the selector, for every fd at once  |
+//! | `threads`, `pool`             | `threaded.rs`   | one blocked thread per client          |
+//!
+//! [`serve`] binds the listener, prints the start-up line and hands over to
+//! the mode; each mode returns a [`Summary`] printed on the way out.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::net;
+use crate::selector::Backend;
+
+pub mod blocking;
+pub mod deadlines;
+pub mod event_loop;
+pub mod threaded;
+
+/// How the server serves many clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One client at a time; the others wait in the listen backlog.
+    Blocking,
+    /// One thread, one selector loop, over the given backend.
+    Selector(Backend),
+    /// A new thread for every client.
+    Threads,
+    /// A fixed pool of threads, fed by the accept loop.
+    Pool,
+}
+
+impl Mode {
+    /// The name used on the command line and in the start-up line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Blocking => "blocking",
+            Mode::Selector(backend) => backend.name(),
+            Mode::Threads => "threads",
+            Mode::Pool => "pool",
+        }
+    }
+
+    fn nonblocking_listener(self) -> bool {
+        matches!(self, Mode::Selector(_))
+    }
+}
+
+/// Everything `pingpong serve` can be told, with the defaults of DESIGN.md.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub backlog: i32,
+    /// Time the handler spends before each reply: the slow-handler lesson.
+    pub work: Duration,
+    /// Raw echo (RFC 862) instead of the line protocol.
+    pub echo: bool,
+    /// The longest line accepted, not counting its ending.
+    pub max_line: usize,
+    /// Threads in `pool` mode.
+    pub workers: usize,
+    /// Edge-triggered selector (epoll and kqueue only).
+    pub edge: bool,
+    /// Print the counters on exit (they are always kept).
+    pub stats: bool,
+    /// Close a client silent for this long (`None` = never).
+    pub idle_timeout: Option<Duration>,
+    /// Clients served at once; the next one is told `error: server busy`.
+    pub max_clients: usize,
+    /// Unsent reply bytes per client above which the server stops reading it.
+    pub max_pending: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            backlog: 128,
+            work: Duration::ZERO,
+            echo: false,
+            max_line: crate::protocol::DEFAULT_MAX_LINE,
+            workers: default_workers(),
+            edge: false,
+            stats: false,
+            idle_timeout: Some(Duration::from_secs(300)),
+            max_clients: default_max_clients(),
+            max_pending: 1 << 20,
+        }
+    }
+}
+
+/// Python's `ThreadPoolExecutor` default: min(32, CPUs + 4).
+pub fn default_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus + 4).min(32)
+}
+
+/// The default `--max-clients`: what RLIMIT_NOFILE leaves after a reserve
+/// for the listener, the selector, the signal pipe and the spare fd.
+pub fn default_max_clients() -> usize {
+    const RESERVE: u64 = 16;
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap_or((1024, 1024));
+    soft.saturating_sub(RESERVE).max(1) as usize
+}
+
+/// What a server did, printed as one line when it stops.
+#[derive(Default)]
+pub struct Totals {
+    pub connections: AtomicU64,
+    pub lines: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+impl Totals {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    /// A copy of the current values.
+    pub fn snapshot(&self) -> Totals {
+        let copy = |c: &AtomicU64| AtomicU64::new(c.load(Relaxed));
+        Totals {
+            connections: copy(&self.connections),
+            lines: copy(&self.lines),
+            bytes_in: copy(&self.bytes_in),
+            bytes_out: copy(&self.bytes_out),
+        }
+    }
+}
+
+/// The last line a server prints: totals, and for selector modes the system
+/// calls it made, by kind.
+pub struct Summary {
+    pub totals: Totals,
+    /// `(name, count)` for each system call a selector loop made.
+    pub syscalls: Vec<(&'static str, u64)>,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.totals;
+        write!(
+            f,
+            "served {} connections, {} lines, {} bytes in, {} bytes out",
+            t.connections.load(Relaxed),
+            t.lines.load(Relaxed),
+            t.bytes_in.load(Relaxed),
+            t.bytes_out.load(Relaxed),
+        )?;
+        if !self.syscalls.is_empty() {
+            f.write_str("; syscalls:")?;
+            for (name, count) in &self.syscalls {
+                write!(f, " {name} {count}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bind, print `listening on ADDR (mode M, pid P)`, serve until SIGINT or
+/// SIGTERM, and return the summary.
+pub fn serve(mode: Mode, config: &Config) -> io::Result<Summary> {
+    let listener = net::listen(
+        &config.host,
+        config.port,
+        config.backlog,
+        mode.nonblocking_listener(),
+        false,
+    )?;
+    announce(&listener, mode)?;
+    match mode {
+        Mode::Blocking => blocking::serve(listener, config),
+        Mode::Selector(backend) => event_loop::serve(listener, backend, config),
+        Mode::Threads => threaded::serve(listener, config, None),
+        Mode::Pool => threaded::serve(listener, config, Some(config.workers)),
+    }
+}
+
+/// The start-up line, flushed at once: tests and scripts wait for it to learn
+/// the port (`--port 0` picks a free one).
+fn announce(listener: &TcpListener, mode: Mode) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "listening on {} (mode {}, pid {})",
+        listener.local_addr()?,
+        mode.name(),
+        std::process::id()
+    )?;
+    out.flush()
+}
