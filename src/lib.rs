@@ -14,3 +14,4 @@ pub mod net;
 pub mod protocol;
 pub mod selector;
 pub mod server;
+pub mod trace;

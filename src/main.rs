@@ -65,6 +65,9 @@ struct ServeArgs {
     /// Print counters (system calls, lines, bytes) on exit.
     #[arg(long)]
     stats: bool,
+    /// Narrate every system call on stderr, as strace would show it.
+    #[arg(long)]
+    trace: bool,
     /// Longest line accepted, in bytes.
     #[arg(long, default_value_t = pingpong::protocol::DEFAULT_MAX_LINE)]
     max_line: usize,
@@ -144,6 +147,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         workers: args.workers.unwrap_or(defaults.workers).max(1),
         edge: args.edge,
         stats: args.stats,
+        trace: args.trace,
         idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
         max_clients: args.max_clients.unwrap_or(defaults.max_clients),
         max_pending: args.max_pending,

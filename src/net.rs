@@ -96,7 +96,7 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 }
 
 /// `read(2)` into `buf`: 0 means the peer has shut down its side.
-pub fn read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read(fd: impl std::os::fd::AsFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(nix::unistd::read(fd, buf)?)
 }
 

@@ -4,11 +4,13 @@
 //! costs O(ready fds), not O(registered fds) as poll and select do. The
 //! cookie stored with each fd is the fd itself (`data.u64 = fd`).
 
+use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::{sys, timeout_ms, Events, EVENT_READ, EVENT_WRITE};
+use crate::trace;
 
 /// The first `epoll_wait` asks for this many events; the buffer doubles each
 /// time a wait fills it, up to `MAX_EVENTS`, so a busy server needs fewer waits.
@@ -16,6 +18,8 @@ const FIRST_EVENTS: usize = 64;
 const MAX_EVENTS: usize = 4096;
 
 pub(crate) struct Poller {
+    /// Narrate each call on stderr (`--trace`).
+    pub(crate) trace: bool,
     epfd: OwnedFd,
     /// `EPOLLET` on every registration when edge-triggered, else 0.
     edge: u32,
@@ -52,6 +56,7 @@ impl Poller {
     /// `epoll_create1(EPOLL_CLOEXEC)`.
     pub(crate) fn new(edge: bool) -> io::Result<Poller> {
         Ok(Poller {
+            trace: false,
             epfd: sys::epoll_create1()?,
             edge: if edge { libc::EPOLLET as u32 } else { 0 },
             events: Vec::with_capacity(FIRST_EVENTS),
@@ -60,19 +65,45 @@ impl Poller {
 
     /// `epoll_ctl(EPOLL_CTL_ADD)`.
     pub(crate) fn add(&mut self, fd: RawFd, events: Events) -> io::Result<()> {
-        let bits = interest(events) | self.edge;
-        sys::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, bits)
+        let why = format_args!("register fd {fd} for {events:?}");
+        self.ctl(libc::EPOLL_CTL_ADD, fd, interest(events) | self.edge, why)
     }
 
     /// `epoll_ctl(EPOLL_CTL_MOD)`: epoll replaces the whole interest set.
     pub(crate) fn modify(&mut self, fd: RawFd, _old: Events, new: Events) -> io::Result<()> {
-        let bits = interest(new) | self.edge;
-        sys::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, bits)
+        let why = format_args!("fd {fd} now wants {new:?}");
+        self.ctl(libc::EPOLL_CTL_MOD, fd, interest(new) | self.edge, why)
     }
 
     /// `epoll_ctl(EPOLL_CTL_DEL)`.
     pub(crate) fn delete(&mut self, fd: RawFd, _old: Events) -> io::Result<()> {
-        sys::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0)
+        self.ctl(
+            libc::EPOLL_CTL_DEL,
+            fd,
+            0,
+            format_args!("unregister fd {fd}"),
+        )
+    }
+
+    fn ctl(
+        &mut self,
+        op: libc::c_int,
+        fd: RawFd,
+        bits: u32,
+        why: fmt::Arguments,
+    ) -> io::Result<()> {
+        let epfd = self.epfd.as_raw_fd();
+        let r = sys::epoll_ctl(epfd, op, fd, bits);
+        if self.trace {
+            let (name, event) = match op {
+                libc::EPOLL_CTL_ADD => ("EPOLL_CTL_ADD", event_str(bits, fd)),
+                libc::EPOLL_CTL_MOD => ("EPOLL_CTL_MOD", event_str(bits, fd)),
+                _ => ("EPOLL_CTL_DEL", "NULL".to_string()),
+            };
+            let call = format_args!("epoll_ctl({epfd}, {name}, {fd}, {event})");
+            trace::line(call, &trace::result(r.as_ref().map(|()| 0)), why);
+        }
+        r
     }
 
     /// `epoll_wait`, then one `(fd, events)` per ready fd into `ready`.
@@ -82,8 +113,14 @@ impl Poller {
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         let capacity = self.events.capacity();
-        self.events.resize(capacity, libc::epoll_event { events: 0, u64: 0 });
-        let n = sys::epoll_wait(self.epfd.as_raw_fd(), &mut self.events, timeout_ms(timeout))?;
+        self.events
+            .resize(capacity, libc::epoll_event { events: 0, u64: 0 });
+        let (epfd, ms) = (self.epfd.as_raw_fd(), timeout_ms(timeout));
+        let r = sys::epoll_wait(epfd, &mut self.events, ms);
+        if self.trace {
+            self.narrate_wait(&r, ms);
+        }
+        let n = r?;
         for event in &self.events[..n] {
             // epoll_event is packed on x86-64: copy the fields out by value
             // before use, never take a reference to them.
@@ -95,4 +132,50 @@ impl Poller {
         }
         Ok(())
     }
+}
+
+impl Poller {
+    fn narrate_wait(&self, r: &io::Result<usize>, ms: libc::c_int) {
+        let ready: Vec<String> = match r {
+            Ok(n) => self.events[..*n]
+                .iter()
+                .map(|e| {
+                    let (bits, fd) = (e.events, e.u64 as RawFd);
+                    event_str(bits, fd)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let (epfd, max) = (self.epfd.as_raw_fd(), self.events.len());
+        let call = format_args!("epoll_wait({epfd}, [{}], {max}, {ms})", ready.join(", "));
+        let r = r.as_ref().map(|&n| n as i64);
+        trace::line(
+            call,
+            &trace::result(r),
+            format_args!("{}", trace::wait_reason(r)),
+        );
+    }
+}
+
+/// `{events=EPOLLIN|EPOLLOUT, data={u32=5, u64=5}}`, as strace prints it.
+fn event_str(bits: u32, fd: RawFd) -> String {
+    let names = [
+        (libc::EPOLLIN, "EPOLLIN"),
+        (libc::EPOLLOUT, "EPOLLOUT"),
+        (libc::EPOLLERR, "EPOLLERR"),
+        (libc::EPOLLHUP, "EPOLLHUP"),
+        (libc::EPOLLRDHUP, "EPOLLRDHUP"),
+        (libc::EPOLLET, "EPOLLET"),
+    ];
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(bit, _)| bits & *bit as u32 != 0)
+        .map(|&(_, name)| name)
+        .collect();
+    let events = if set.is_empty() {
+        "0".to_string()
+    } else {
+        set.join("|")
+    };
+    format!("{{events={events}, data={{u32={fd}, u64={fd}}}}}")
 }

@@ -372,6 +372,12 @@ impl<T> Selector<T> {
         })
     }
 
+    /// Narrate every system call the selector makes on stderr, in strace's
+    /// syntax (`--trace`). Off by default, and then it costs nothing.
+    pub fn set_trace(&mut self, on: bool) {
+        dispatch!(&mut self.poller, p => p.trace = on);
+    }
+
     /// Which backend this selector uses.
     pub fn backend(&self) -> Backend {
         self.backend

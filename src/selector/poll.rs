@@ -11,8 +11,11 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use super::{sys, timeout_ms, Events, EVENT_READ, EVENT_WRITE};
+use crate::trace;
 
 pub(crate) struct Poller {
+    /// Narrate each call on stderr (`--trace`).
+    pub(crate) trace: bool,
     /// The array the kernel sees.
     fds: Vec<libc::pollfd>,
     /// fd → its index in `fds`, so modify and delete need no search.
@@ -47,6 +50,7 @@ fn readiness(revents: libc::c_short) -> Events {
 impl Poller {
     pub(crate) fn new() -> Poller {
         Poller {
+            trace: false,
             fds: Vec::new(),
             slot: Vec::new(),
         }
@@ -55,7 +59,17 @@ impl Poller {
     /// Append a `pollfd`. poll(2) itself would accept a closed fd and report
     /// POLLNVAL later; `fcntl(F_GETFD)` refuses it now, like epoll_ctl does.
     pub(crate) fn add(&mut self, fd: RawFd, events: Events) -> io::Result<()> {
-        sys::check_open(fd)?;
+        let r = sys::check_open(fd);
+        if self.trace {
+            let why =
+                format_args!("is fd {fd} open? then add it to the pollfd array for {events:?}");
+            trace::line(
+                format_args!("fcntl({fd}, F_GETFD)"),
+                &trace::result(r.as_ref().map(|()| 1)),
+                why,
+            );
+        }
+        r?;
         let index = fd as usize;
         if index >= self.slot.len() {
             self.slot.resize(index + 1, None);
@@ -91,7 +105,12 @@ impl Poller {
         ready: &mut Vec<(RawFd, Events)>,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        let mut left = sys::poll(&mut self.fds, timeout_ms(timeout))?;
+        let ms = timeout_ms(timeout);
+        let r = sys::poll(&mut self.fds, ms);
+        if self.trace {
+            self.narrate_wait(&r, ms);
+        }
+        let mut left = r?;
         for pfd in &self.fds {
             if left == 0 {
                 break;
@@ -110,5 +129,49 @@ impl Poller {
             .copied()
             .flatten()
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    }
+}
+
+impl Poller {
+    /// `poll([{fd=3, events=POLLIN}, ...], 2, -1) = 1 ([{fd=3, revents=POLLIN}])`
+    fn narrate_wait(&self, r: &io::Result<usize>, ms: libc::c_int) {
+        let all: Vec<String> = self
+            .fds
+            .iter()
+            .map(|p| format!("{{fd={}, events={}}}", p.fd, bits_str(p.events)))
+            .collect();
+        let fired: Vec<String> = self
+            .fds
+            .iter()
+            .filter(|p| p.revents != 0)
+            .map(|p| format!("{{fd={}, revents={}}}", p.fd, bits_str(p.revents)))
+            .collect();
+        let call = format_args!("poll([{}], {}, {ms})", all.join(", "), self.fds.len());
+        let r = r.as_ref().map(|&n| n as i64);
+        let mut result = trace::result(r);
+        if matches!(r, Ok(1..)) {
+            result = format!("{result} ([{}])", fired.join(", "));
+        }
+        trace::line(call, &result, format_args!("{}", trace::wait_reason(r)));
+    }
+}
+
+fn bits_str(bits: libc::c_short) -> String {
+    let names = [
+        (libc::POLLIN, "POLLIN"),
+        (libc::POLLOUT, "POLLOUT"),
+        (libc::POLLERR, "POLLERR"),
+        (libc::POLLHUP, "POLLHUP"),
+        (libc::POLLNVAL, "POLLNVAL"),
+    ];
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|&(_, n)| n)
+        .collect();
+    if set.is_empty() {
+        "0".to_string()
+    } else {
+        set.join("|")
     }
 }

@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use super::sys::{self, FdSet};
 use super::{Events, EVENT_READ, EVENT_WRITE};
+use crate::trace;
 
 pub(crate) struct Poller {
+    /// Narrate each call on stderr (`--trace`).
+    pub(crate) trace: bool,
     read: FdSet,
     write: FdSet,
     /// Every registered fd, parked ones included.
@@ -25,6 +28,7 @@ pub(crate) struct Poller {
 impl Poller {
     pub(crate) fn new() -> Poller {
         Poller {
+            trace: false,
             read: FdSet::new(),
             write: FdSet::new(),
             registered: FdSet::new(),
@@ -42,7 +46,16 @@ impl Poller {
                 ),
             ));
         }
-        sys::check_open(fd)?;
+        let r = sys::check_open(fd);
+        if self.trace {
+            let why = format_args!("is fd {fd} open? then set its bit for {events:?}");
+            trace::line(
+                format_args!("fcntl({fd}, F_GETFD)"),
+                &trace::result(r.as_ref().map(|()| 1)),
+                why,
+            );
+        }
+        r?;
         self.registered.insert(fd);
         self.max_fd = self.max_fd.max(fd);
         self.modify(fd, Events::NONE, events)
@@ -86,7 +99,28 @@ impl Poller {
                 tv_usec: (micros % 1_000_000) as libc::suseconds_t,
             }
         });
-        let n = sys::select(self.max_fd + 1, &mut read, &mut write, tv.as_mut())?;
+        let call = self.trace.then(|| {
+            let tv = tv.map_or("NULL".to_string(), |t| {
+                format!("{{tv_sec={}, tv_usec={}}}", t.tv_sec, t.tv_usec)
+            });
+            let (r, w) = (self.set_str(&self.read), self.set_str(&self.write));
+            format!("select({}, [{r}], [{w}], NULL, {tv})", self.max_fd + 1)
+        });
+        let r = sys::select(self.max_fd + 1, &mut read, &mut write, tv.as_mut());
+        if let Some(call) = call {
+            let r = r.as_ref().map(|&n| n as i64);
+            let mut result = trace::result(r);
+            if matches!(r, Ok(1..)) {
+                let (rd, wr) = (self.set_str(&read), self.set_str(&write));
+                result = format!("{result} (in [{rd}], out [{wr}])");
+            }
+            trace::line(
+                format_args!("{call}"),
+                &result,
+                format_args!("{}", trace::wait_reason(r)),
+            );
+        }
+        let n = r?;
         if n == 0 {
             return Ok(());
         }
@@ -104,5 +138,16 @@ impl Poller {
             }
         }
         Ok(())
+    }
+}
+
+impl Poller {
+    /// The fds in `set`, space-separated, as strace prints an fd_set.
+    fn set_str(&self, set: &FdSet) -> String {
+        let fds: Vec<String> = (0..=self.max_fd)
+            .filter(|&fd| set.contains(fd))
+            .map(|fd| fd.to_string())
+            .collect();
+        fds.join(" ")
     }
 }

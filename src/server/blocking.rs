@@ -13,17 +13,17 @@
 //! [`serve_client`] is also what each thread runs in the `threads` and
 //! `pool` modes: a thread per client turns this loop into a concurrent server.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use super::syscalls::Syscalls;
 use super::{Config, Summary, Totals};
-use crate::net;
 use crate::protocol;
 use crate::selector::sys;
 
@@ -41,21 +41,24 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
     let signals = sys::signal_pipe(&[Signal::SIGINT, Signal::SIGTERM])?;
     let stop = || signalled(&signals);
     let totals = Totals::default();
+    let mut calls = Syscalls::new(config.trace);
     while !stop() {
-        let (stream, _addr) = match net::accept_blocking(&listener) {
+        let (fd, addr) = match calls.accept(&listener, false) {
             Ok(accepted) => accepted,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
             Err(e) => return Err(e),
         };
         Totals::add(&totals.connections, 1);
-        if let Err(e) = serve_client(&stream, config, &totals, &stop) {
-            eprintln!("client dropped: {e}");
+        let stream = TcpStream::from(fd);
+        if let Err(e) = serve_client(&stream, &addr, config, &totals, &mut calls, &stop) {
+            eprintln!("client {addr} dropped: {e}");
         }
+        calls.close(OwnedFd::from(stream), &format!("{addr}: client done"));
     }
     Ok(Summary {
         totals,
-        syscalls: Vec::new(),
+        syscalls: calls.named(),
     })
 }
 
@@ -71,25 +74,26 @@ fn signalled(signals: &OwnedFd) -> bool {
 
 /// Serve one client on a blocking socket until it leaves: read, answer every
 /// complete line, write the replies, repeat. `stop` is asked whenever a read
-/// is interrupted by a signal.
+/// is interrupted by a signal. The caller closes the socket.
 ///
 /// On the client's EOF, the replies are all written, then our side is shut
 /// down (the half-close the protocol promises). A line over `--max-line` is
 /// answered with the error, then the connection is closed gently.
 pub fn serve_client(
     stream: &TcpStream,
+    addr: &SocketAddr,
     config: &Config,
     totals: &Totals,
+    calls: &mut Syscalls,
     stop: &dyn Fn() -> bool,
 ) -> io::Result<()> {
+    // SO_RCVTIMEO: a read that waits longer than this fails with EAGAIN.
     stream.set_read_timeout(config.idle_timeout)?;
-    let mut reader = stream;
-    let mut writer = stream;
     let mut buf = vec![0u8; READ_CHUNK];
     let mut partial: Vec<u8> = Vec::new();
     let mut replies = Vec::new();
     loop {
-        let n = match reader.read(&mut buf) {
+        let n = match calls.read(stream, &mut buf, addr) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 if stop() {
@@ -97,15 +101,10 @@ pub fn serve_client(
                 }
                 continue;
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // SO_RCVTIMEO expired: the client has been silent too long.
-                writer.write_all(b"error: idle timeout\n")?;
-                return linger_and_close(stream);
+                send_all(stream, b"error: idle timeout\n", addr, totals, calls)?;
+                return linger(stream, calls);
             }
             Err(e) => return Err(e),
         };
@@ -115,13 +114,11 @@ pub fn serve_client(
             if !config.echo {
                 protocol::respond_final(&partial, &mut replies);
             }
-            writer.write_all(&replies)?;
-            Totals::add(&totals.bytes_out, replies.len() as u64);
+            send_all(stream, &replies, addr, totals, calls)?;
             break;
         }
         if config.echo {
-            writer.write_all(&buf[..n])?;
-            Totals::add(&totals.bytes_out, n as u64);
+            send_all(stream, &buf[..n], addr, totals, calls)?;
             continue;
         }
         partial.extend_from_slice(&buf[..n]);
@@ -132,27 +129,46 @@ pub fn serve_client(
             // The slow handler: only this client's thread waits.
             std::thread::sleep(config.work * answered.lines as u32);
         }
-        writer.write_all(&replies)?;
-        Totals::add(&totals.bytes_out, replies.len() as u64);
+        send_all(stream, &replies, addr, totals, calls)?;
         if answered.too_long {
-            return linger_and_close(stream);
+            return linger(stream, calls);
         }
     }
     // Everything owed is written: send our FIN.
-    let _ = stream.shutdown(Shutdown::Write);
+    let _ = calls.shutdown_write(stream.as_raw_fd(), "all replies sent: our FIN");
+    Ok(())
+}
+
+/// `send` until the kernel has taken all of `buf` (Python's `sendall`).
+fn send_all(
+    stream: &TcpStream,
+    mut buf: &[u8],
+    addr: &SocketAddr,
+    totals: &Totals,
+    calls: &mut Syscalls,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match calls.send(stream.as_raw_fd(), buf, addr) {
+            Ok(n) => {
+                Totals::add(&totals.bytes_out, n as u64);
+                buf = &buf[n..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
 /// Shut down our side, then read and discard until the client's EOF (or
 /// `LINGER`), so the error just written is not destroyed by a reset.
-fn linger_and_close(stream: &TcpStream) -> io::Result<()> {
-    stream.shutdown(Shutdown::Write)?;
+fn linger(stream: &TcpStream, calls: &mut Syscalls) -> io::Result<()> {
+    calls.shutdown_write(stream.as_raw_fd(), "refused: our FIN, then discard input")?;
     stream.set_read_timeout(Some(LINGER))?;
-    let until = std::time::Instant::now() + LINGER;
+    let until = Instant::now() + LINGER;
     let mut sink = [0u8; 4096];
-    let mut reader = stream;
-    while let Ok(1..) = reader.read(&mut sink) {
-        if std::time::Instant::now() > until {
+    while let Ok(1..) = calls.read(stream, &mut sink, &"a refused client") {
+        if Instant::now() > until {
             break;
         }
     }

@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::deadlines::Deadlines;
+use super::syscalls::Syscalls;
 use super::{Config, Summary, Totals};
-use crate::net;
 use crate::protocol;
 use crate::selector::{sys, Backend, Events, Selector, EVENT_READ, EVENT_WRITE};
 
@@ -113,16 +113,6 @@ impl Conn {
     }
 }
 
-/// The system calls the loop makes, counted for the summary and `--stats`.
-#[derive(Default)]
-struct Calls {
-    accept: u64,
-    read: u64,
-    send: u64,
-    shutdown: u64,
-    close: u64,
-}
-
 struct EventLoop {
     selector: Selector<Record>,
     /// `None` once the server stops accepting.
@@ -135,7 +125,8 @@ struct EventLoop {
     replies: Vec<u8>,
     config: Config,
     totals: Totals,
-    calls: Calls,
+    /// Every socket call goes through here: counted, and narrated with `--trace`.
+    calls: Syscalls,
     deadlines: Deadlines,
     /// The time of the latest wake-up: one clock read per wake, not per event.
     now: Instant,
@@ -148,6 +139,7 @@ struct EventLoop {
 /// Run the selector server on `listener` until SIGINT or SIGTERM.
 pub fn serve(listener: TcpListener, backend: Backend, config: &Config) -> io::Result<Summary> {
     let mut selector = Selector::with_options(backend, config.edge)?;
+    selector.set_trace(config.trace);
     let signals = sys::signal_pipe(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1])?;
     selector.register(listener.as_raw_fd(), EVENT_READ, Record::Listener)?;
     selector.register(signals.as_raw_fd(), EVENT_READ, Record::Signals)?;
@@ -159,7 +151,7 @@ pub fn serve(listener: TcpListener, backend: Backend, config: &Config) -> io::Re
         replies: Vec::new(),
         config: config.clone(),
         totals: Totals::default(),
-        calls: Calls::default(),
+        calls: Syscalls::new(config.trace),
         deadlines: Deadlines::default(),
         now: Instant::now(),
         clients: 0,
@@ -202,8 +194,7 @@ impl EventLoop {
             let Some(listener) = &self.listener else {
                 return;
             };
-            self.calls.accept += 1;
-            match net::accept(listener) {
+            match self.calls.accept(listener, true) {
                 Ok((fd, addr)) => self.add_client(fd, addr),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // The client gave up before we accepted it: nothing to do.
@@ -234,8 +225,11 @@ impl EventLoop {
         if self.spare.take().is_none() {
             return false;
         }
-        if let Ok((fd, _)) = net::accept(listener) {
-            let _ = net::send(fd.as_raw_fd(), b"error: server busy\n");
+        if let Ok((fd, addr)) = self.calls.accept(listener, true) {
+            let _ = self
+                .calls
+                .send(fd.as_raw_fd(), b"error: server busy\n", &addr);
+            self.calls.close(fd, "out of file descriptors: refused");
         }
         self.spare = File::open("/dev/null").ok();
         self.spare.is_some()
@@ -279,7 +273,10 @@ impl EventLoop {
     /// prints the counters.
     fn on_signal(&mut self) -> io::Result<()> {
         let mut bytes = [0u8; 64];
-        while let Ok(n @ 1..) = nix::unistd::read(&self.signals, &mut bytes) {
+        while let Ok(n @ 1..) = self
+            .calls
+            .read(&self.signals, &mut bytes, &"the signal pipe")
+        {
             for &b in &bytes[..n] {
                 if b == Signal::SIGUSR1 as i32 as u8 {
                     eprintln!("{}", self.summary());
@@ -299,7 +296,8 @@ impl EventLoop {
             return Ok(());
         };
         self.selector.unregister(listener.as_raw_fd())?;
-        drop(listener);
+        let why = "stop accepting: the kernel refuses the backlog from now on";
+        self.calls.close(OwnedFd::from(listener), why);
         let open: Vec<RawFd> = self
             .selector
             .keys()
@@ -359,8 +357,7 @@ impl EventLoop {
         let Some(Record::Client(conn)) = self.selector.get_key_mut(fd).map(|k| &mut k.data) else {
             return Ok(false);
         };
-        self.calls.read += 1;
-        let n = match net::read(&conn.fd, &mut self.scratch) {
+        let n = match self.calls.read(&conn.fd, &mut self.scratch, &conn.addr) {
             Ok(n) => n,
             Err(e) if is_transient(&e) => return Ok(false),
             Err(e) => return Err(e),
@@ -417,7 +414,7 @@ impl EventLoop {
         if conn.outb.is_empty() {
             return Ok(());
         }
-        let sent = send(&conn.fd, &conn.outb, &mut self.calls, &self.totals)?;
+        let sent = send(conn, &conn.outb, &mut self.calls, &self.totals)?;
         if sent > 0 {
             if let Some(idle) = self.config.idle_timeout {
                 conn.deadline = Some(self.now + idle);
@@ -444,8 +441,10 @@ impl EventLoop {
                 Phase::Draining => return self.close(fd, "client done"),
                 Phase::Closing(_) => {
                     // Everything owed is sent: our FIN, then discard input.
-                    calls.shutdown += 1;
-                    if net::shutdown_write(fd).is_err() {
+                    if calls
+                        .shutdown_write(fd, "all replies sent: our FIN")
+                        .is_err()
+                    {
                         return self.close(fd, "shutdown failed");
                     }
                     conn.phase = Phase::Lingering;
@@ -500,13 +499,13 @@ impl EventLoop {
 
     /// Unregister, then close: in that order, so the selector never holds an
     /// fd number the kernel may hand to someone else.
-    fn close(&mut self, fd: RawFd, _reason: &str) {
+    fn close(&mut self, fd: RawFd, reason: &str) {
         let Ok(Record::Client(conn)) = self.selector.unregister(fd) else {
             return;
         };
         self.clients -= 1;
-        self.calls.close += 1;
-        drop(conn); // the OwnedFd inside closes the socket
+        let why = format!("{}: {reason}", conn.addr);
+        self.calls.close(conn.fd, &why);
     }
 
     fn summary(&self) -> Summary {
@@ -517,13 +516,7 @@ impl EventLoop {
             Backend::Poll => vec![("poll", stats.waits)],
             Backend::Select => vec![("select", stats.waits)],
         };
-        syscalls.extend([
-            (net::ACCEPT_CALL, self.calls.accept),
-            ("read", self.calls.read),
-            (net::SEND_CALL, self.calls.send),
-            ("shutdown", self.calls.shutdown),
-            ("close", self.calls.close),
-        ]);
+        syscalls.extend(self.calls.named());
         Summary {
             totals: self.totals.snapshot(),
             syscalls,
@@ -562,11 +555,11 @@ fn answer(conn: &mut Conn, input: &[u8], replies: &mut Vec<u8>, max_line: usize)
 fn send_or_queue(
     conn: &mut Conn,
     reply: &[u8],
-    calls: &mut Calls,
+    calls: &mut Syscalls,
     totals: &Totals,
 ) -> io::Result<()> {
     let sent = if conn.outb.is_empty() {
-        send(&conn.fd, reply, calls, totals)?
+        send(conn, reply, calls, totals)?
     } else {
         0
     };
@@ -582,10 +575,9 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-/// One `send`, counted; EAGAIN means "nothing taken", not an error.
-fn send(fd: &OwnedFd, buf: &[u8], calls: &mut Calls, totals: &Totals) -> io::Result<usize> {
-    calls.send += 1;
-    match net::send(fd.as_raw_fd(), buf) {
+/// One `send`; EAGAIN means "nothing taken", not an error.
+fn send(conn: &Conn, buf: &[u8], calls: &mut Syscalls, totals: &Totals) -> io::Result<usize> {
+    match calls.send(conn.fd.as_raw_fd(), buf, &conn.addr) {
         Ok(n) => {
             Totals::add(&totals.bytes_out, n as u64);
             Ok(n)

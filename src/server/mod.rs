@@ -21,6 +21,7 @@ use crate::selector::Backend;
 pub mod blocking;
 pub mod deadlines;
 pub mod event_loop;
+pub mod syscalls;
 pub mod threaded;
 
 /// How the server serves many clients.
@@ -70,6 +71,8 @@ pub struct Config {
     pub edge: bool,
     /// Print the counters on exit (they are always kept).
     pub stats: bool,
+    /// Narrate every system call on stderr, in strace's syntax.
+    pub trace: bool,
     /// Close a client silent for this long (`None` = never).
     pub idle_timeout: Option<Duration>,
     /// Clients served at once; the next one is told `error: server busy`.
@@ -90,6 +93,7 @@ impl Default for Config {
             workers: default_workers(),
             edge: false,
             stats: false,
+            trace: false,
             idle_timeout: Some(Duration::from_secs(300)),
             max_clients: default_max_clients(),
             max_pending: 1 << 20,

@@ -24,8 +24,9 @@
 //! accept loop with a connection to itself.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -33,8 +34,8 @@ use std::thread;
 
 use nix::sys::signal::{SigSet, Signal};
 
+use super::syscalls::Syscalls;
 use super::{blocking::serve_client, Config, Summary, Totals};
-use crate::net;
 
 /// Stack per client thread. The default is 2 MiB (8 MiB for the main
 /// thread); a client's loop needs a few KiB, and small stacks are what let
@@ -48,6 +49,8 @@ struct Shared {
     stopping: AtomicBool,
     /// The connections being served, so the watcher can end them.
     live: Mutex<HashMap<u64, Arc<TcpStream>>>,
+    /// Each thread's system call counts, added in as it finishes.
+    calls: Mutex<Syscalls>,
 }
 
 /// Serve with a thread per client (`workers = None`) or a pool of `workers`.
@@ -61,7 +64,9 @@ pub fn serve(
         totals: Totals::default(),
         stopping: AtomicBool::new(false),
         live: Mutex::new(HashMap::new()),
+        calls: Mutex::new(Syscalls::default()),
     });
+    let mut calls = Syscalls::new(config.trace);
     // Block the signals here, before any thread exists: threads inherit the
     // mask, so only the watcher's sigwait ever receives them.
     let mut signals = SigSet::empty();
@@ -81,7 +86,7 @@ pub fn serve(
     let mut handles = Vec::new();
     let mut next_id = 0u64;
     while !shared.stopping.load(SeqCst) {
-        let (stream, _addr) = match net::accept_blocking(&listener) {
+        let (fd, addr) = match calls.accept(&listener, false) {
             Ok(accepted) => accepted,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
@@ -99,10 +104,10 @@ pub fn serve(
         let id = next_id;
         let busy = shared.live.lock().map_or(0, |live| live.len()) >= config.max_clients;
         if busy {
-            refuse(stream);
+            refuse(fd, &addr, &mut calls);
             continue;
         }
-        let stream = Arc::new(stream);
+        let stream = Arc::new(TcpStream::from(fd));
         if let Ok(mut live) = shared.live.lock() {
             live.insert(id, Arc::clone(&stream));
         }
@@ -112,12 +117,17 @@ pub fn serve(
         }
         Totals::add(&shared.totals.connections, 1);
         match &pool {
-            Some(pool) => pool.submit(id, stream),
+            Some(pool) => pool.submit(Job { id, addr, stream }),
             None => {
                 let shared = Arc::clone(&shared);
+                let job = Job { id, addr, stream };
                 let spawned = thread::Builder::new()
                     .stack_size(STACK_SIZE)
-                    .spawn(move || serve_one(&shared, id, &stream));
+                    .spawn(move || {
+                        let mut calls = Syscalls::new(shared.config.trace);
+                        calls.narrate_clone(&format!("a new thread for client {}", job.addr));
+                        serve_one(&shared, job, calls);
+                    });
                 match spawned {
                     Ok(handle) => handles.push(handle),
                     Err(e) => eprintln!("cannot start a thread: {e}"),
@@ -137,30 +147,53 @@ pub fn serve(
         let _ = handle.join();
     }
     let _ = watcher.join();
-    let totals = shared.totals.snapshot();
+    if let Ok(shared_calls) = shared.calls.lock() {
+        calls.absorb(&shared_calls);
+    }
     Ok(Summary {
-        totals,
-        syscalls: Vec::new(),
+        totals: shared.totals.snapshot(),
+        syscalls: calls.named(),
     })
 }
 
-/// One client, then forget it.
-fn serve_one(shared: &Shared, id: u64, stream: &TcpStream) {
-    if let Err(e) = serve_client(stream, &shared.config, &shared.totals, &|| false) {
-        if shared.config.stats {
-            eprintln!("client dropped: {e}");
-        }
-    }
+/// A connection handed to a thread.
+struct Job {
+    id: u64,
+    addr: SocketAddr,
+    stream: Arc<TcpStream>,
+}
+
+/// One client, then forget it and close it.
+fn serve_one(shared: &Shared, job: Job, mut calls: Syscalls) {
+    let outcome = serve_client(
+        &job.stream,
+        &job.addr,
+        &shared.config,
+        &shared.totals,
+        &mut calls,
+        &|| false,
+    );
+    let why = match outcome {
+        Ok(()) => format!("{}: client done", job.addr),
+        Err(e) => format!("{}: {e}", job.addr),
+    };
     if let Ok(mut live) = shared.live.lock() {
-        live.remove(&id);
+        live.remove(&job.id);
+    }
+    // The last reference closes the socket (the watcher may hold one briefly).
+    if let Ok(stream) = Arc::try_unwrap(job.stream) {
+        calls.close(OwnedFd::from(stream), &why);
+    }
+    if let Ok(mut shared_calls) = shared.calls.lock() {
+        shared_calls.absorb(&calls);
     }
 }
 
 /// Over `--max-clients`: say so and close.
-fn refuse(stream: TcpStream) {
-    let mut stream = stream;
-    let _ = stream.write_all(b"error: server busy\n");
-    let _ = stream.shutdown(Shutdown::Write);
+fn refuse(fd: OwnedFd, addr: &SocketAddr, calls: &mut Syscalls) {
+    let _ = calls.send(fd.as_raw_fd(), b"error: server busy\n", addr);
+    let _ = calls.shutdown_write(fd.as_raw_fd(), "over --max-clients: refused");
+    calls.close(fd, &format!("{addr}: server busy"));
 }
 
 /// Wait for SIGINT/SIGTERM, then end everything gently.
@@ -193,13 +226,13 @@ fn wake_target(mut addr: SocketAddr) -> SocketAddr {
 /// A fixed set of worker threads taking connections from a queue: the
 /// course's `ThreadPoolExecutor(max_workers=N)`.
 struct Pool {
-    queue: mpsc::Sender<(u64, Arc<TcpStream>)>,
+    queue: mpsc::Sender<Job>,
     workers: Vec<thread::JoinHandle<()>>,
 }
 
 impl Pool {
     fn start(n: usize, shared: &Arc<Shared>) -> io::Result<Pool> {
-        let (queue, jobs) = mpsc::channel::<(u64, Arc<TcpStream>)>();
+        let (queue, jobs) = mpsc::channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
@@ -207,14 +240,21 @@ impl Pool {
             let worker = thread::Builder::new()
                 .name(format!("worker-{i}"))
                 .stack_size(STACK_SIZE)
-                .spawn(move || loop {
-                    // Hold the lock only to take the next connection.
-                    let job = match jobs.lock() {
-                        Ok(jobs) => jobs.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok((id, stream)) = job else { return };
-                    serve_one(&shared, id, &stream);
+                .spawn(move || {
+                    let mut started = Syscalls::new(shared.config.trace);
+                    started.narrate_clone(&format!("worker {i} of the pool, before any client"));
+                    if let Ok(mut calls) = shared.calls.lock() {
+                        calls.absorb(&started);
+                    }
+                    loop {
+                        // Hold the lock only to take the next connection.
+                        let job = match jobs.lock() {
+                            Ok(jobs) => jobs.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        serve_one(&shared, job, Syscalls::new(shared.config.trace));
+                    }
                 })?;
             workers.push(worker);
         }
@@ -223,8 +263,8 @@ impl Pool {
 
     /// Queue a connection. Like Python's executor, the queue is unbounded:
     /// with every worker busy, a new client waits here, connected but unserved.
-    fn submit(&self, id: u64, stream: Arc<TcpStream>) {
-        let _ = self.queue.send((id, stream));
+    fn submit(&self, job: Job) {
+        let _ = self.queue.send(job);
     }
 
     /// Close the queue and wait for the workers to finish what they hold.

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Type-check the whole crate (library and binaries) for macOS and the BSDs,
+# from Linux, so the kqueue backend and every other #[cfg] path keep
+# compiling on systems nobody here runs.
+#
+# rustup cannot fetch the std of those targets here, so std is built from
+# source: Debian's rustc-web, cargo-web and rust-web-src packages supply a
+# rustc under /usr/bin with std's source under /usr/lib/rustlib/src, and
+# `-Zbuild-std` compiles that std for each target. -Z flags are nightly-only;
+# RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them. Only `cargo check`
+# runs (no linking), so no macOS SDK or BSD sysroot is needed, and tests are
+# left out: they would need a test harness built for the target too.
+#
+# Usage: scripts/check-platforms.sh [TARGET...]   (default: the five below)
+# Env:   XCHECK_TARGET_DIR  build directory (default /tmp/pingpong-xcheck),
+#                           kept apart from target/ so a normal build is
+#                           never rebuilt by this, nor blocked by it.
+# Exit status: 0 when every target type-checks, 1 otherwise.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(
+  x86_64-unknown-freebsd
+  aarch64-apple-darwin
+  x86_64-apple-darwin
+  x86_64-unknown-netbsd
+  x86_64-unknown-openbsd
+)
+target_dir=${XCHECK_TARGET_DIR:-/tmp/pingpong-xcheck}
+std_src=/usr/lib/rustlib/src/rust/library
+
+# 1. The toolchain, installed once.
+if [ ! -x /usr/bin/rustc ] || [ ! -d "$std_src/std" ]; then
+  echo "installing rustc-web, cargo-web and rust-web-src (std source for -Zbuild-std)..."
+  sudo=
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { $sudo apt-get update -q && $sudo apt-get install -y -q rustc-web cargo-web rust-web-src; } >/dev/null; then
+    echo "could not install the packages; run as root on Debian/Ubuntu" >&2
+    exit 1
+  fi
+fi
+
+# 2. Which cargo. Debian's own cargo matches its rustc and std source, so it
+# is preferred. But Cargo.lock is written by whatever newer cargo the team
+# uses: lockfile version 4 needs cargo 1.78 or later, and an older
+# cargo-web stops with "lock file version 4 requires `-Znext-lockfile-bump`".
+# Then use the rustup cargo, still driving Debian's rustc (RUSTC below):
+# build-std takes std's source from that rustc's sysroot, not from cargo.
+cargo=/usr/bin/cargo
+lock_version=$(sed -n 's/^version = \([0-9]*\)$/\1/p' Cargo.lock | head -n 1)
+cargo_minor=$("$cargo" --version | sed -n 's/^cargo 1\.\([0-9]*\).*/\1/p')
+if [ "${lock_version:-3}" -ge 4 ] && [ "${cargo_minor:-0}" -lt 78 ]; then
+  cargo=$(rustup which cargo 2>/dev/null || echo "$HOME/.cargo/bin/cargo")
+  echo "note: $("/usr/bin/cargo" --version) cannot read Cargo.lock v$lock_version; using $cargo"
+fi
+
+# 3. One check per target; the full output goes to a log per target.
+mkdir -p "$target_dir/logs"
+failed=()
+for target in "${targets[@]}"; do
+  log=$target_dir/logs/$target.log
+  start=$SECONDS
+  if RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$target_dir \
+    "$cargo" check -Zbuild-std=std,panic_abort --target "$target" --lib --bins \
+    >"$log" 2>&1; then
+    status=ok
+    grep -q '^warning' "$log" && status="ok, with warnings (see $log)"
+  else
+    status="FAILED (see $log)"
+    failed+=("$target")
+  fi
+  printf '%-24s %s  [%ds]\n' "$target" "$status" $((SECONDS - start))
+done
+
+# 4. The first errors of each failure, so the fix can start from here.
+for target in "${failed[@]}"; do
+  echo
+  echo "== $target: first errors"
+  grep -A 12 '^error' "$target_dir/logs/$target.log" | head -n 40
+done
+[ ${#failed[@]} -eq 0 ]

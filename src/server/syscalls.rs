@@ -1,0 +1,222 @@
+//! Every socket call a server makes, in one place: made, counted, narrated.
+//!
+//! The servers never call `accept`, `read`, `send`, `shutdown` or `close`
+//! directly; they go through [`Syscalls`], which keeps a count of each (for
+//! the summary line and `--stats`) and, with `--trace`, prints the call as
+//! strace would, followed by why it was made. The selector narrates its own
+//! calls (`epoll_ctl`, `epoll_wait`, ...) the same way.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use crate::net;
+use crate::trace;
+
+/// Counters of the calls made, and whether to narrate them.
+#[derive(Default, Clone)]
+pub struct Syscalls {
+    pub trace: bool,
+    pub accept: u64,
+    pub read: u64,
+    pub send: u64,
+    pub shutdown: u64,
+    pub close: u64,
+    /// Threads started (`clone3` on Linux), in the thread modes.
+    pub clone: u64,
+}
+
+impl Syscalls {
+    /// Counters that narrate when `trace` is set.
+    pub fn new(trace: bool) -> Syscalls {
+        Syscalls {
+            trace,
+            ..Syscalls::default()
+        }
+    }
+
+    /// `accept4(listener, ..., SOCK_CLOEXEC[|SOCK_NONBLOCK])`.
+    pub fn accept(
+        &mut self,
+        listener: &TcpListener,
+        nonblocking: bool,
+    ) -> io::Result<(OwnedFd, SocketAddr)> {
+        self.accept += 1;
+        let fd = listener.as_raw_fd();
+        let r = crate::selector::sys::accept(fd, nonblocking);
+        if self.trace {
+            let flags = if nonblocking {
+                "SOCK_CLOEXEC|SOCK_NONBLOCK"
+            } else {
+                "SOCK_CLOEXEC"
+            };
+            let (addr, result, why) = match &r {
+                Ok((client, addr)) => (
+                    format!("{}, [16]", trace::sockaddr(addr)),
+                    client.as_raw_fd().to_string(),
+                    format!("new client {addr}"),
+                ),
+                Err(e) => (
+                    "NULL, NULL".into(),
+                    trace::result(Err(e)),
+                    accept_failure(e).into(),
+                ),
+            };
+            let call = format_args!("{}({fd}, {addr}, {flags})", net::ACCEPT_CALL);
+            trace::line(call, &result, format_args!("{why}"));
+        }
+        r
+    }
+
+    /// `read(fd, buf, len)`: 0 is the client's EOF.
+    pub fn read(
+        &mut self,
+        fd: &impl AsFd,
+        buf: &mut [u8],
+        who: &dyn fmt::Display,
+    ) -> io::Result<usize> {
+        let fd = fd.as_fd();
+        self.read += 1;
+        let r = net::read(fd, buf);
+        if self.trace {
+            let shown = match &r {
+                Ok(n) => trace::bytes(&buf[..*n]),
+                Err(_) => "0x...".into(),
+            };
+            let why = match &r {
+                Ok(0) => format!("{who}: end of file"),
+                Ok(_) => format!("bytes from {who}"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => "nothing left to read".into(),
+                Err(e) => format!("{who}: {e}"),
+            };
+            let call = format_args!("read({}, {shown}, {})", fd.as_raw_fd(), buf.len());
+            trace::line(
+                call,
+                &trace::result(r.as_ref().map(|&n| n as i64)),
+                format_args!("{why}"),
+            );
+        }
+        r
+    }
+
+    /// `sendto(fd, buf, len, MSG_NOSIGNAL, NULL, 0)`: may take fewer bytes.
+    pub fn send(&mut self, fd: RawFd, buf: &[u8], who: &dyn fmt::Display) -> io::Result<usize> {
+        self.send += 1;
+        let r = net::send(fd, buf);
+        if self.trace {
+            let why = match &r {
+                Ok(n) if *n == buf.len() => format!("replies to {who}"),
+                Ok(n) => format!(
+                    "the kernel took {n} of {} bytes: its send buffer is full",
+                    buf.len()
+                ),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    "send buffer full: wait for EVENT_WRITE".into()
+                }
+                Err(e) => format!("{who}: {e}"),
+            };
+            let call = format_args!(
+                "sendto({fd}, {}, {}, {}, NULL, 0)",
+                trace::bytes(buf),
+                buf.len(),
+                SEND_FLAGS
+            );
+            trace::line(
+                call,
+                &trace::result(r.as_ref().map(|&n| n as i64)),
+                format_args!("{why}"),
+            );
+        }
+        r
+    }
+
+    /// `shutdown(fd, SHUT_WR)`: our FIN; the client's read returns 0.
+    pub fn shutdown_write(&mut self, fd: RawFd, why: &str) -> io::Result<()> {
+        self.shutdown += 1;
+        let r = net::shutdown_write(fd);
+        if self.trace {
+            let call = format_args!("shutdown({fd}, SHUT_WR)");
+            trace::line(
+                call,
+                &trace::result(r.as_ref().map(|()| 0)),
+                format_args!("{why}"),
+            );
+        }
+        r
+    }
+
+    /// `close(fd)`, with the reason the client is dropped.
+    pub fn close(&mut self, fd: OwnedFd, why: &str) {
+        self.close += 1;
+        let raw = fd.as_raw_fd();
+        drop(fd);
+        if self.trace {
+            trace::line(format_args!("close({raw})"), "0", format_args!("{why}"));
+        }
+    }
+
+    /// Narrate the start of a thread (the thread modes): strace shows a
+    /// `clone3` in the parent, returning the new thread's id.
+    pub fn narrate_clone(&mut self, why: &str) {
+        self.clone += 1;
+        if self.trace {
+            let tid = thread_id();
+            let call = format_args!("clone3({{flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|..., ...}}, 88)");
+            trace::line(call, &tid.to_string(), format_args!("{why}"));
+        }
+    }
+
+    /// Add another thread's counts into these.
+    pub fn absorb(&mut self, other: &Syscalls) {
+        self.accept += other.accept;
+        self.read += other.read;
+        self.send += other.send;
+        self.shutdown += other.shutdown;
+        self.close += other.close;
+        self.clone += other.clone;
+    }
+
+    /// `(name, count)` pairs for the summary line.
+    pub fn named(&self) -> Vec<(&'static str, u64)> {
+        let mut named = vec![
+            (net::ACCEPT_CALL, self.accept),
+            ("read", self.read),
+            (net::SEND_CALL, self.send),
+            ("shutdown", self.shutdown),
+            ("close", self.close),
+        ];
+        if self.clone > 0 {
+            named.push(("clone3", self.clone));
+        }
+        named
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: &str = "MSG_NOSIGNAL";
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: &str = "0";
+
+/// Why an accept failed, in a word.
+fn accept_failure(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) => "no more pending connections",
+        Some(libc::EMFILE | libc::ENFILE) => "out of file descriptors",
+        Some(libc::ECONNABORTED) => "the client gave up before we accepted",
+        Some(libc::EINTR) => "interrupted by a signal",
+        _ => "accept failed",
+    }
+}
+
+/// The kernel's id for the calling thread, as strace prints it.
+fn thread_id() -> i64 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        i64::from(nix::unistd::gettid().as_raw())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        i64::from(std::process::id())
+    }
+}
