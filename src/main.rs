@@ -155,6 +155,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     match server::serve(mode, &config) {
         Ok(summary) => {
             println!("{summary}");
+            if config.stats {
+                println!("{}", summary.stats_line());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -63,20 +63,34 @@ impl Poller {
         })
     }
 
-    /// `epoll_ctl(EPOLL_CTL_ADD)`.
+    /// `epoll_ctl(EPOLL_CTL_ADD)`. A parked fd (no events) is not added:
+    /// epoll would report its errors and hang-ups anyway, over and over.
     pub(crate) fn add(&mut self, fd: RawFd, events: Events) -> io::Result<()> {
+        if events.is_empty() {
+            return sys::check_open(fd);
+        }
         let why = format_args!("register fd {fd} for {events:?}");
         self.ctl(libc::EPOLL_CTL_ADD, fd, interest(events) | self.edge, why)
     }
 
     /// `epoll_ctl(EPOLL_CTL_MOD)`: epoll replaces the whole interest set.
-    pub(crate) fn modify(&mut self, fd: RawFd, _old: Events, new: Events) -> io::Result<()> {
+    /// Parking and unparking are a DEL and an ADD (see `add`).
+    pub(crate) fn modify(&mut self, fd: RawFd, old: Events, new: Events) -> io::Result<()> {
+        if old.is_empty() {
+            return self.add(fd, new);
+        }
+        if new.is_empty() {
+            return self.ctl(libc::EPOLL_CTL_DEL, fd, 0, format_args!("park fd {fd}"));
+        }
         let why = format_args!("fd {fd} now wants {new:?}");
         self.ctl(libc::EPOLL_CTL_MOD, fd, interest(new) | self.edge, why)
     }
 
     /// `epoll_ctl(EPOLL_CTL_DEL)`.
-    pub(crate) fn delete(&mut self, fd: RawFd, _old: Events) -> io::Result<()> {
+    pub(crate) fn delete(&mut self, fd: RawFd, old: Events) -> io::Result<()> {
+        if old.is_empty() {
+            return Ok(()); // parked: epoll does not have it
+        }
         self.ctl(
             libc::EPOLL_CTL_DEL,
             fd,

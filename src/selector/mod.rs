@@ -33,8 +33,15 @@
 //! (the read then returns 0), *or an error is pending* (the read returns it).
 //! An error or hang-up (`EPOLLERR`, `EPOLLHUP`, `POLLERR`, `POLLHUP`, kqueue's
 //! `EV_EOF`) counts as both readable and writable, masked by what you asked for,
-//! so the handler you already have discovers it with its next call. An fd
-//! registered with no events at all (parked) still hears about a hang-up.
+//! so the handler you already have discovers it with its next call.
+//!
+//! **Parking.** An fd registered or modified with [`Events::NONE`] is parked:
+//! its record stays, but the kernel is not asked about it at all, so nothing
+//! is reported for it, not even a hang-up. (epoll and poll report errors and
+//! hang-ups even for an empty interest set; left there, a reset on a parked
+//! socket would wake every wait, a busy loop. So epoll removes a parked fd
+//! from its interest list and poll hides it behind a negative fd, and the
+//! owner finds out about a hang-up with its next call once it unparks.)
 //!
 //! **Levels and edges.** By default the selector is *level-triggered*, as in the
 //! course and in Redis: while data remains unread, every `select` reports the
@@ -238,7 +245,8 @@ enum Poller {
     ))]
     Kqueue(kqueue::Poller),
     Poll(poll::Poller),
-    Select(select::Poller),
+    // Boxed: two fd_set bitmaps make it ten times the size of the others.
+    Select(Box<select::Poller>),
 }
 
 /// Forward one call to whichever backend is in use.
@@ -353,7 +361,7 @@ impl<T> Selector<T> {
             ))]
             Backend::Kqueue => Poller::Kqueue(kqueue::Poller::new(edge)?),
             Backend::Poll => Poller::Poll(poll::Poller::new()),
-            Backend::Select => Poller::Select(select::Poller::new()),
+            Backend::Select => Poller::Select(Box::new(select::Poller::new())),
             #[allow(unreachable_patterns)]
             other => {
                 return Err(io::Error::new(
@@ -515,17 +523,14 @@ impl<T> Selector<T> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
-        // Keep only what the caller asked for, and only registered fds. A
-        // parked fd (no events) hears everything: the kernel reports nothing
-        // for it but an error or a hang-up.
+        // Keep only what the caller asked for: an error or hang-up counts as
+        // readable and writable, but a reader should hear "readable" only.
         let keys = &self.keys;
         ready.retain_mut(|(fd, events)| {
             let Some(Some(key)) = keys.get(*fd as usize) else {
                 return false;
             };
-            if !key.events.is_empty() {
-                *events = *events & key.events;
-            }
+            *events = *events & key.events;
             !events.is_empty()
         });
         self.stats.events += ready.len() as u64;

@@ -22,6 +22,26 @@ pub(crate) struct Poller {
     slot: Vec<Option<usize>>,
 }
 
+/// The `pollfd` for `fd`. A parked fd (no events) gets a negative number,
+/// which poll(2) skips entirely: with `events = 0` it would still report
+/// POLLHUP and POLLERR, and a reset on a parked socket would wake every wait.
+/// `!fd` (= -fd - 1) keeps fd 0 negative too and is undone by `real_fd`.
+fn pollfd(fd: RawFd, events: Events) -> libc::pollfd {
+    libc::pollfd {
+        fd: if events.is_empty() { !fd } else { fd },
+        events: interest(events),
+        revents: 0,
+    }
+}
+
+fn real_fd(pfd: &libc::pollfd) -> RawFd {
+    if pfd.fd < 0 {
+        !pfd.fd
+    } else {
+        pfd.fd
+    }
+}
+
 fn interest(events: Events) -> libc::c_short {
     let mut bits = 0;
     if events.is_readable() {
@@ -75,17 +95,13 @@ impl Poller {
             self.slot.resize(index + 1, None);
         }
         self.slot[index] = Some(self.fds.len());
-        self.fds.push(libc::pollfd {
-            fd,
-            events: interest(events),
-            revents: 0,
-        });
+        self.fds.push(pollfd(fd, events));
         Ok(())
     }
 
     pub(crate) fn modify(&mut self, fd: RawFd, _old: Events, new: Events) -> io::Result<()> {
         let i = self.index(fd)?;
-        self.fds[i].events = interest(new);
+        self.fds[i] = pollfd(fd, new);
         Ok(())
     }
 
@@ -95,7 +111,7 @@ impl Poller {
         self.slot[fd as usize] = None;
         self.fds.swap_remove(i);
         if let Some(moved) = self.fds.get(i) {
-            self.slot[moved.fd as usize] = Some(i);
+            self.slot[real_fd(moved) as usize] = Some(i);
         }
         Ok(())
     }

@@ -59,6 +59,7 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
     Ok(Summary {
         totals,
         syscalls: calls.named(),
+        wakeups: None,
     })
 }
 

@@ -279,7 +279,7 @@ impl EventLoop {
         {
             for &b in &bytes[..n] {
                 if b == Signal::SIGUSR1 as i32 as u8 {
-                    eprintln!("{}", self.summary());
+                    eprintln!("{}", self.summary().stats_line());
                 } else {
                     self.stop()?;
                 }
@@ -520,6 +520,7 @@ impl EventLoop {
         Summary {
             totals: self.totals.snapshot(),
             syscalls,
+            wakeups: Some((stats.waits, stats.events)),
         }
     }
 }

@@ -146,8 +146,36 @@ impl Totals {
 /// calls it made, by kind.
 pub struct Summary {
     pub totals: Totals,
-    /// `(name, count)` for each system call a selector loop made.
+    /// `(name, count)` for each system call the server made, by kind.
     pub syscalls: Vec<(&'static str, u64)>,
+    /// Selector modes: how many times the wait returned, and the events it
+    /// delivered in all.
+    pub wakeups: Option<(u64, u64)>,
+}
+
+impl Summary {
+    /// `--stats`: every counter as `key=value`, one line, for people and for
+    /// the benchmark alike.
+    pub fn stats_line(&self) -> String {
+        let t = &self.totals;
+        let mut line = format!(
+            "stats: connections={} lines={} bytes_in={} bytes_out={}",
+            t.connections.load(Relaxed),
+            t.lines.load(Relaxed),
+            t.bytes_in.load(Relaxed),
+            t.bytes_out.load(Relaxed),
+        );
+        if let Some((wakeups, events)) = self.wakeups {
+            let per = events as f64 / wakeups.max(1) as f64;
+            line += &format!(" wakeups={wakeups} events={events} events_per_wakeup={per:.2}");
+        }
+        let total: u64 = self.syscalls.iter().map(|(_, n)| n).sum();
+        line += &format!(" syscalls={total}");
+        for (name, count) in &self.syscalls {
+            line += &format!(" {name}={count}");
+        }
+        line
+    }
 }
 
 impl fmt::Display for Summary {

@@ -153,6 +153,7 @@ pub fn serve(
     Ok(Summary {
         totals: shared.totals.snapshot(),
         syscalls: calls.named(),
+        wakeups: None,
     })
 }
 
