@@ -24,6 +24,8 @@ enum Command {
     Serve(ServeArgs),
     /// Connect clients that send pings and read pongs.
     Client(ClientArgs),
+    /// Measure every mode side by side (starts its own servers).
+    Bench(pingpong::bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -42,6 +44,8 @@ enum ServeMode {
     Threads,
     /// A fixed pool of --workers threads.
     Pool,
+    /// Selector loop for the I/O, a pool of --workers threads for the work.
+    Hybrid,
 }
 
 #[derive(clap::Args)]
@@ -80,7 +84,8 @@ struct ServeArgs {
     /// Unsent reply bytes per client before the server stops reading it.
     #[arg(long, default_value_t = 1 << 20)]
     max_pending: usize,
-    /// Threads in pool mode [default: min(32, CPUs + 4)]
+    /// Threads in pool and hybrid modes [default: min(32, CPUs + 4)]; event
+    /// loops in the selector modes [default: 1]
     #[arg(long)]
     workers: Option<usize>,
     /// Edge-triggered selector (EPOLLET / EV_CLEAR).
@@ -122,6 +127,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Client(args) => run_client(args),
+        Command::Bench(args) => pingpong::bench::run(&args),
     }
 }
 
@@ -135,6 +141,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         Some(ServeMode::Select) => Mode::Selector(Backend::Select),
         Some(ServeMode::Threads) => Mode::Threads,
         Some(ServeMode::Pool) => Mode::Pool,
+        Some(ServeMode::Hybrid) => Mode::Hybrid,
     };
     let defaults = Config::default();
     let config = Config {
@@ -144,7 +151,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         work: Duration::from_millis(args.work_ms),
         echo: args.echo,
         max_line: args.max_line,
-        workers: args.workers.unwrap_or(defaults.workers).max(1),
+        workers: args.workers,
         edge: args.edge,
         stats: args.stats,
         trace: args.trace,

@@ -364,19 +364,38 @@ impl SockaddrBuf {
 
 // ------------------------------------------------------ the self-pipe trick
 
-/// The write end of the signal pipe, for the handler (which may only call
-/// async-signal-safe functions and cannot capture anything).
-static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+/// The write ends of the signal pipes, one per event loop, for the handler
+/// (which may only call async-signal-safe functions and cannot capture
+/// anything). Slots hold -1 when free.
+static SIGNAL_PIPES: [std::sync::atomic::AtomicI32; 64] =
+    [const { std::sync::atomic::AtomicI32::new(-1) }; 64];
+
+/// Set once SIGINT or SIGTERM has arrived: see [`stop_requested`].
+static STOP_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether SIGINT or SIGTERM has been delivered to a handler installed by
+/// [`signal_pipe`]. A load of an atomic: a blocking server can ask between
+/// two calls without making a third.
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 extern "C" fn on_signal(signal: libc::c_int) {
-    // Only async-signal-safe calls here (`man 7 signal-safety`): write(2) is
-    // one. Save errno so the interrupted code does not see ours.
+    // Only async-signal-safe calls here (`man 7 signal-safety`): write(2) and
+    // atomics are. Save errno so the interrupted code does not see ours.
     let saved = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    if signal == libc::SIGINT || signal == libc::SIGTERM {
+        STOP_REQUESTED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let byte = signal as u8;
-    let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed);
-    // SAFETY: `byte` is a live one-byte buffer. If the pipe is full the
-    // write fails with EAGAIN, which is fine: a wake-up is already pending.
-    unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    for slot in &SIGNAL_PIPES {
+        let fd = slot.load(std::sync::atomic::Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: `byte` is a live one-byte buffer. If the pipe is full
+            // the write fails with EAGAIN, which is fine: a wake-up is pending.
+            unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+        }
+    }
     set_errno(saved);
 }
 
@@ -403,16 +422,18 @@ fn set_errno(value: libc::c_int) {
     unsafe { *libc::__errno() = value }
 }
 
-/// Route `signals` into a pipe: each delivery writes the signal's number as
-/// one byte, and the returned read end can be registered with a selector like
-/// any socket. This is how an event loop hears SIGINT/SIGTERM without a flag
-/// polled on a timer (the "self-pipe trick"; `man 7 signal`).
+/// Route `signals` into a new pipe: each delivery writes the signal's number
+/// as one byte into every pipe made this way (one per event loop), and the
+/// returned read end can be registered with a selector like any socket. This
+/// is how an event loop hears SIGINT/SIGTERM without a flag polled on a timer
+/// (the "self-pipe trick"; `man 7 signal`).
 ///
 /// No `SA_RESTART`: a blocking call in progress fails with EINTR, and the
 /// selector turns that into an empty batch.
 pub fn signal_pipe(signals: &[nix::sys::signal::Signal]) -> io::Result<OwnedFd> {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet};
+    use std::sync::atomic::Ordering::SeqCst;
     let (read, write) = nix::unistd::pipe()?;
     for fd in [&read, &write] {
         fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
@@ -420,11 +441,11 @@ pub fn signal_pipe(signals: &[nix::sys::signal::Signal]) -> io::Result<OwnedFd> 
     }
     // The write end lives as long as the process: the handler may run any time.
     let write = std::os::fd::IntoRawFd::into_raw_fd(write);
-    let old = SIGNAL_PIPE.swap(write, std::sync::atomic::Ordering::Relaxed);
-    if old >= 0 {
-        // SAFETY: `old` is the write end a previous call leaked for the
-        // handler; the handler now uses the new one.
-        drop(unsafe { OwnedFd::from_raw_fd(old) });
+    let slot = SIGNAL_PIPES
+        .iter()
+        .find(|slot| slot.compare_exchange(-1, write, SeqCst, SeqCst).is_ok());
+    if slot.is_none() {
+        return Err(io::Error::other("too many signal pipes"));
     }
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
@@ -433,7 +454,7 @@ pub fn signal_pipe(signals: &[nix::sys::signal::Signal]) -> io::Result<OwnedFd> 
     );
     for &signal in signals {
         // SAFETY: `on_signal` only makes async-signal-safe calls (write and
-        // errno access) and touches only an atomic.
+        // errno access) and reads only atomics.
         unsafe { nix::sys::signal::sigaction(signal, &action) }?;
     }
     Ok(read)

@@ -16,8 +16,6 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -38,8 +36,8 @@ const LINGER: Duration = Duration::from_secs(2);
 pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
     // The signal handler writes to this pipe, and, since it is installed
     // without SA_RESTART, makes the blocked accept or read return EINTR.
-    let signals = sys::signal_pipe(&[Signal::SIGINT, Signal::SIGTERM])?;
-    let stop = || signalled(&signals);
+    let _signals = sys::signal_pipe(&[Signal::SIGINT, Signal::SIGTERM])?;
+    let stop = sys::stop_requested;
     let totals = Totals::default();
     let mut calls = Syscalls::new(config.trace);
     while !stop() {
@@ -63,19 +61,10 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
     })
 }
 
-/// Whether a SIGINT or SIGTERM has written to the pipe since the last look.
-fn signalled(signals: &OwnedFd) -> bool {
-    static SEEN: AtomicBool = AtomicBool::new(false);
-    let mut byte = [0u8; 16];
-    if let Ok(1..) = nix::unistd::read(signals, &mut byte) {
-        SEEN.store(true, Relaxed);
-    }
-    SEEN.load(Relaxed)
-}
-
 /// Serve one client on a blocking socket until it leaves: read, answer every
-/// complete line, write the replies, repeat. `stop` is asked whenever a read
-/// is interrupted by a signal. The caller closes the socket.
+/// complete line, write the replies, repeat. `stop` is asked before each
+/// read (a signal may have come while we were busy) and whenever a read is
+/// interrupted by one. The caller closes the socket.
 ///
 /// On the client's EOF, the replies are all written, then our side is shut
 /// down (the half-close the protocol promises). A line over `--max-line` is
@@ -93,15 +82,10 @@ pub fn serve_client(
     let mut buf = vec![0u8; READ_CHUNK];
     let mut partial: Vec<u8> = Vec::new();
     let mut replies = Vec::new();
-    loop {
+    while !stop() {
         let n = match calls.read(stream, &mut buf, addr) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                if stop() {
-                    break;
-                }
-                continue;
-            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // SO_RCVTIMEO expired: the client has been silent too long.
                 send_all(stream, b"error: idle timeout\n", addr, totals, calls)?;

@@ -36,13 +36,19 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::deadlines::Deadlines;
+use super::hybrid::Pool;
 use super::syscalls::Syscalls;
 use super::{Config, Summary, Totals};
+use crate::net;
 use crate::protocol;
 use crate::selector::{sys, Backend, Events, Selector, EVENT_READ, EVENT_WRITE};
 
 /// How many bytes one `read` may bring in: the loop's one shared buffer.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Hybrid mode: how much a client may send ahead while a worker has its
+/// earlier requests (more waits in the kernel, and TCP slows the client).
+const READ_AHEAD: usize = 64 * 1024;
 
 /// How long a closing connection keeps discarding the client's input after
 /// our last reply, so the kernel does not answer late data with a reset.
@@ -56,11 +62,13 @@ pub enum Record {
     Signals,
     /// A connected client.
     Client(Conn),
+    /// Hybrid mode: the fd the workers write to when work is done.
+    Waker,
 }
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     /// Reading requests and answering them.
     Open,
     /// The client shut down its side: flush every reply owed, then close.
@@ -75,21 +83,25 @@ enum Phase {
 
 /// One client: the course's `types.SimpleNamespace(addr=, inb=, outb=)`.
 pub struct Conn {
-    fd: OwnedFd,
-    addr: SocketAddr,
+    pub(super) fd: OwnedFd,
+    pub(super) addr: SocketAddr,
     /// Tells this connection from an earlier one that had the same fd number.
-    id: u64,
-    phase: Phase,
+    pub(super) id: u64,
+    pub(super) phase: Phase,
     /// The start of a line still arriving. Empty (and unallocated) between
     /// lines, which is most of the time.
-    inb: Vec<u8>,
+    pub(super) inb: Vec<u8>,
     /// Replies the kernel has not taken yet. Like `inb`, it holds memory only
     /// while there is something in it.
-    outb: Vec<u8>,
+    pub(super) outb: Vec<u8>,
     /// Too many unsent replies: stop reading until half of them are sent.
     paused: bool,
     /// When the idle timeout (or the linger) ends, if one applies.
     deadline: Option<Instant>,
+    /// Hybrid mode: requests of this client are with a worker.
+    pub(super) in_flight: bool,
+    /// Hybrid mode: the job queue was full; waiting for room.
+    pub(super) waiting: bool,
 }
 
 impl Conn {
@@ -99,7 +111,12 @@ impl Conn {
     fn interest(&self) -> Events {
         let mut events = Events::NONE;
         let reading = match self.phase {
-            Phase::Open => !self.paused,
+            // Hybrid mode: while a worker has this client's requests, read
+            // ahead only so far, then let TCP hold the rest.
+            Phase::Open => {
+                let read_ahead_full = self.in_flight && self.inb.len() > READ_AHEAD;
+                !(self.paused || self.waiting || read_ahead_full)
+            }
             Phase::Lingering => true,
             Phase::Draining | Phase::Closing(_) => false,
         };
@@ -113,8 +130,8 @@ impl Conn {
     }
 }
 
-struct EventLoop {
-    selector: Selector<Record>,
+pub(super) struct EventLoop {
+    pub(super) selector: Selector<Record>,
     /// `None` once the server stops accepting.
     listener: Option<TcpListener>,
     signals: OwnedFd,
@@ -123,10 +140,10 @@ struct EventLoop {
     scratch: Vec<u8>,
     /// Replies to one read, before they are sent.
     replies: Vec<u8>,
-    config: Config,
-    totals: Totals,
+    pub(super) config: Config,
+    pub(super) totals: Totals,
     /// Every socket call goes through here: counted, and narrated with `--trace`.
-    calls: Syscalls,
+    pub(super) calls: Syscalls,
     deadlines: Deadlines,
     /// The time of the latest wake-up: one clock read per wake, not per event.
     now: Instant,
@@ -134,37 +151,89 @@ struct EventLoop {
     next_id: u64,
     /// An fd held in reserve for when the process runs out (see `accept`).
     spare: Option<File>,
+    /// Hybrid mode: the workers that run the handler.
+    pub(super) pool: Option<Pool>,
 }
 
 /// Run the selector server on `listener` until SIGINT or SIGTERM.
+///
+/// With `--workers N` (N > 1), N loops run, one per thread, each with its own
+/// listener on the same port (`SO_REUSEPORT`): the kernel spreads new
+/// connections between them, and no two loops ever wake for the same one.
 pub fn serve(listener: TcpListener, backend: Backend, config: &Config) -> io::Result<Summary> {
-    let mut selector = Selector::with_options(backend, config.edge)?;
-    selector.set_trace(config.trace);
-    let signals = sys::signal_pipe(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1])?;
-    selector.register(listener.as_raw_fd(), EVENT_READ, Record::Listener)?;
-    selector.register(signals.as_raw_fd(), EVENT_READ, Record::Signals)?;
-    let mut event_loop = EventLoop {
-        selector,
-        listener: Some(listener),
-        signals,
-        scratch: vec![0; READ_CHUNK],
-        replies: Vec::new(),
-        config: config.clone(),
-        totals: Totals::default(),
-        calls: Syscalls::new(config.trace),
-        deadlines: Deadlines::default(),
-        now: Instant::now(),
-        clients: 0,
-        next_id: 0,
-        spare: File::open("/dev/null").ok(),
-    };
-    event_loop.run()?;
-    Ok(event_loop.summary())
+    let loops = config.workers.unwrap_or(1).max(1);
+    let addr = listener.local_addr()?;
+    let mut others = Vec::new();
+    for _ in 1..loops {
+        let listener = net::listen(
+            &addr.ip().to_string(),
+            addr.port(),
+            config.backlog,
+            true,
+            true,
+        )?;
+        let config = config.clone();
+        others.push(std::thread::spawn(move || -> io::Result<Summary> {
+            EventLoop::new(listener, backend, &config, None)?.run()
+        }));
+    }
+    let mut summary = EventLoop::new(listener, backend, config, None)?.run()?;
+    for other in others {
+        match other.join() {
+            Ok(Ok(theirs)) => summary.absorb(&theirs),
+            Ok(Err(e)) => eprintln!("event loop: {e}"),
+            Err(_) => eprintln!("an event loop panicked"),
+        }
+    }
+    Ok(summary)
 }
 
 impl EventLoop {
+    /// A loop owning `listener`, hearing signals through its own self-pipe;
+    /// hybrid mode passes the worker pool.
+    pub(super) fn new(
+        listener: TcpListener,
+        backend: Backend,
+        config: &Config,
+        pool: Option<Pool>,
+    ) -> io::Result<EventLoop> {
+        let mut selector = Selector::with_options(backend, config.edge)?;
+        selector.set_trace(config.trace);
+        let signals = sys::signal_pipe(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1])?;
+        selector.register(listener.as_raw_fd(), EVENT_READ, Record::Listener)?;
+        selector.register(signals.as_raw_fd(), EVENT_READ, Record::Signals)?;
+        if let Some(pool) = &pool {
+            selector.register(pool.waker_fd(), EVENT_READ, Record::Waker)?;
+        }
+        Ok(EventLoop {
+            selector,
+            listener: Some(listener),
+            signals,
+            scratch: vec![0; READ_CHUNK],
+            replies: Vec::new(),
+            config: config.clone(),
+            totals: Totals::default(),
+            calls: Syscalls::new(config.trace),
+            deadlines: Deadlines::default(),
+            now: Instant::now(),
+            clients: 0,
+            next_id: 0,
+            spare: File::open("/dev/null").ok(),
+            pool,
+        })
+    }
+
+    /// Serve until stopped, then report.
+    pub(super) fn run(mut self) -> io::Result<Summary> {
+        self.serve_forever()?;
+        if let Some(pool) = self.pool.take() {
+            pool.finish(&mut self.calls);
+        }
+        Ok(self.summary())
+    }
+
     /// `select` → for each ready fd: accept, or service the client.
-    fn run(&mut self) -> io::Result<()> {
+    fn serve_forever(&mut self) -> io::Result<()> {
         let mut ready = Vec::new();
         while self.listener.is_some() || self.clients > 0 {
             let timeout = self.deadlines.timeout(self.now);
@@ -180,6 +249,7 @@ impl EventLoop {
                     Record::Listener => self.accept(),
                     Record::Signals => self.on_signal()?,
                     Record::Client(_) => self.service_connection(fd, events),
+                    Record::Waker => self.on_work_done(),
                 }
             }
             self.expire_deadlines();
@@ -247,6 +317,8 @@ impl EventLoop {
             outb: Vec::new(),
             paused: false,
             deadline: self.config.idle_timeout.map(|t| self.now + t),
+            in_flight: false,
+            waiting: false,
         };
         if self.clients >= self.config.max_clients {
             // One over the limit: accepted only to be told so, then closed.
@@ -317,7 +389,7 @@ impl EventLoop {
         self.conn(fd).is_some_and(|c| c.interest().is_readable())
     }
 
-    fn conn(&mut self, fd: RawFd) -> Option<&mut Conn> {
+    pub(super) fn conn(&mut self, fd: RawFd) -> Option<&mut Conn> {
         match self.selector.get_key_mut(fd).map(|k| &mut k.data) {
             Some(Record::Client(conn)) => Some(conn),
             _ => None,
@@ -325,7 +397,7 @@ impl EventLoop {
     }
 
     /// The course's `service_connection(key, mask)`.
-    fn service_connection(&mut self, fd: RawFd, events: Events) {
+    pub(super) fn service_connection(&mut self, fd: RawFd, events: Events) {
         let mut outcome = Ok(());
         if events.is_readable() {
             // Level-triggered: one read; the selector reports the fd again
@@ -373,6 +445,15 @@ impl EventLoop {
                 conn.phase = Phase::Draining;
                 conn.outb = Vec::new();
             }
+            return Ok(n > 0);
+        }
+        if self.pool.is_some() {
+            // Hybrid mode: the lines go to a worker, not to `answer`.
+            if n == 0 {
+                conn.phase = Phase::Draining;
+            }
+            conn.inb.extend_from_slice(&self.scratch[..n]);
+            self.hand_off(fd);
             return Ok(n > 0);
         }
         self.replies.clear();
@@ -430,13 +511,14 @@ impl EventLoop {
     /// After servicing: move the connection on in its life, and ask the
     /// selector for exactly the events it needs now (no system call when
     /// they are unchanged, which is almost always).
-    fn update(&mut self, fd: RawFd) {
+    pub(super) fn update(&mut self, fd: RawFd) {
         let now = self.now;
         let (max_pending, calls) = (self.config.max_pending, &mut self.calls);
         let Some(Record::Client(conn)) = self.selector.get_key_mut(fd).map(|k| &mut k.data) else {
             return;
         };
-        if conn.outb.is_empty() {
+        // Hybrid mode: nothing is finished while a worker still has work.
+        if conn.outb.is_empty() && !conn.in_flight && !conn.waiting {
             match conn.phase {
                 Phase::Draining => return self.close(fd, "client done"),
                 Phase::Closing(_) => {
@@ -499,7 +581,7 @@ impl EventLoop {
 
     /// Unregister, then close: in that order, so the selector never holds an
     /// fd number the kernel may hand to someone else.
-    fn close(&mut self, fd: RawFd, reason: &str) {
+    pub(super) fn close(&mut self, fd: RawFd, reason: &str) {
         let Ok(Record::Client(conn)) = self.selector.unregister(fd) else {
             return;
         };
@@ -553,7 +635,7 @@ fn answer(conn: &mut Conn, input: &[u8], replies: &mut Vec<u8>, max_line: usize)
 /// the older replies, in order. The optimistic write: most of the time the
 /// kernel takes it all and the selector never hears of EVENT_WRITE for this
 /// client.
-fn send_or_queue(
+pub(super) fn send_or_queue(
     conn: &mut Conn,
     reply: &[u8],
     calls: &mut Syscalls,

@@ -21,6 +21,7 @@ use crate::selector::Backend;
 pub mod blocking;
 pub mod deadlines;
 pub mod event_loop;
+pub mod hybrid;
 pub mod syscalls;
 pub mod threaded;
 
@@ -35,6 +36,8 @@ pub enum Mode {
     Threads,
     /// A fixed pool of threads, fed by the accept loop.
     Pool,
+    /// A selector loop for the I/O, a pool of threads for the handler.
+    Hybrid,
 }
 
 impl Mode {
@@ -45,11 +48,12 @@ impl Mode {
             Mode::Selector(backend) => backend.name(),
             Mode::Threads => "threads",
             Mode::Pool => "pool",
+            Mode::Hybrid => "hybrid",
         }
     }
 
     fn nonblocking_listener(self) -> bool {
-        matches!(self, Mode::Selector(_))
+        matches!(self, Mode::Selector(_) | Mode::Hybrid)
     }
 }
 
@@ -65,8 +69,9 @@ pub struct Config {
     pub echo: bool,
     /// The longest line accepted, not counting its ending.
     pub max_line: usize,
-    /// Threads in `pool` mode.
-    pub workers: usize,
+    /// Threads in `pool` and `hybrid` modes (default: [`default_workers`]);
+    /// event loops in the selector modes (default: 1).
+    pub workers: Option<usize>,
     /// Edge-triggered selector (epoll and kqueue only).
     pub edge: bool,
     /// Print the counters on exit (they are always kept).
@@ -90,7 +95,7 @@ impl Default for Config {
             work: Duration::ZERO,
             echo: false,
             max_line: crate::protocol::DEFAULT_MAX_LINE,
-            workers: default_workers(),
+            workers: None,
             edge: false,
             stats: false,
             trace: false,
@@ -98,6 +103,13 @@ impl Default for Config {
             max_clients: default_max_clients(),
             max_pending: 1 << 20,
         }
+    }
+}
+
+impl Config {
+    /// Worker threads for `pool` and `hybrid`.
+    pub fn pool_size(&self) -> usize {
+        self.workers.unwrap_or_else(default_workers).max(1)
     }
 }
 
@@ -154,6 +166,25 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Add another event loop's counts into this one (`--workers N`).
+    pub fn absorb(&mut self, other: &Summary) {
+        let (t, o) = (&self.totals, &other.totals);
+        Totals::add(&t.connections, o.connections.load(Relaxed));
+        Totals::add(&t.lines, o.lines.load(Relaxed));
+        Totals::add(&t.bytes_in, o.bytes_in.load(Relaxed));
+        Totals::add(&t.bytes_out, o.bytes_out.load(Relaxed));
+        for (name, count) in &other.syscalls {
+            match self.syscalls.iter_mut().find(|(n, _)| n == name) {
+                Some((_, mine)) => *mine += count,
+                None => self.syscalls.push((name, *count)),
+            }
+        }
+        if let (Some((w, e)), Some((ow, oe))) = (&mut self.wakeups, other.wakeups) {
+            *w += ow;
+            *e += oe;
+        }
+    }
+
     /// `--stats`: every counter as `key=value`, one line, for people and for
     /// the benchmark alike.
     pub fn stats_line(&self) -> String {
@@ -214,7 +245,8 @@ pub fn serve(mode: Mode, config: &Config) -> io::Result<Summary> {
         Mode::Blocking => blocking::serve(listener, config),
         Mode::Selector(backend) => event_loop::serve(listener, backend, config),
         Mode::Threads => threaded::serve(listener, config, None),
-        Mode::Pool => threaded::serve(listener, config, Some(config.workers)),
+        Mode::Pool => threaded::serve(listener, config, Some(config.pool_size())),
+        Mode::Hybrid => hybrid::serve(listener, config),
     }
 }
 

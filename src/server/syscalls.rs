@@ -25,6 +25,8 @@ pub struct Syscalls {
     pub close: u64,
     /// Threads started (`clone3` on Linux), in the thread modes.
     pub clone: u64,
+    /// Hybrid mode: workers' `write(eventfd)` wake-ups of the loop.
+    pub write: u64,
 }
 
 impl Syscalls {
@@ -158,8 +160,7 @@ impl Syscalls {
 
     /// Narrate the start of a thread (the thread modes): strace shows a
     /// `clone3` in the parent, returning the new thread's id.
-    pub fn narrate_clone(&mut self, why: &str) {
-        self.clone += 1;
+    pub fn narrate_clone(&self, why: &str) {
         if self.trace {
             let tid = thread_id();
             let call = format_args!("clone3({{flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|..., ...}}, 88)");
@@ -175,6 +176,7 @@ impl Syscalls {
         self.shutdown += other.shutdown;
         self.close += other.close;
         self.clone += other.clone;
+        self.write += other.write;
     }
 
     /// `(name, count)` pairs for the summary line.
@@ -188,6 +190,9 @@ impl Syscalls {
         ];
         if self.clone > 0 {
             named.push(("clone3", self.clone));
+        }
+        if self.write > 0 {
+            named.push(("write", self.write));
         }
         named
     }

@@ -83,6 +83,7 @@ pub fn serve(
     };
 
     let pool = workers.map(|n| Pool::start(n, &shared)).transpose()?;
+    calls.clone += workers.unwrap_or(0) as u64;
     let mut handles = Vec::new();
     let mut next_id = 0u64;
     while !shared.stopping.load(SeqCst) {
@@ -124,12 +125,15 @@ pub fn serve(
                 let spawned = thread::Builder::new()
                     .stack_size(STACK_SIZE)
                     .spawn(move || {
-                        let mut calls = Syscalls::new(shared.config.trace);
+                        let calls = Syscalls::new(shared.config.trace);
                         calls.narrate_clone(&format!("a new thread for client {}", job.addr));
                         serve_one(&shared, job, calls);
                     });
                 match spawned {
-                    Ok(handle) => handles.push(handle),
+                    Ok(handle) => {
+                        calls.clone += 1;
+                        handles.push(handle);
+                    }
                     Err(e) => eprintln!("cannot start a thread: {e}"),
                 }
                 // Reap finished threads now and then so the list stays short.
@@ -242,11 +246,8 @@ impl Pool {
                 .name(format!("worker-{i}"))
                 .stack_size(STACK_SIZE)
                 .spawn(move || {
-                    let mut started = Syscalls::new(shared.config.trace);
-                    started.narrate_clone(&format!("worker {i} of the pool, before any client"));
-                    if let Ok(mut calls) = shared.calls.lock() {
-                        calls.absorb(&started);
-                    }
+                    let calls = Syscalls::new(shared.config.trace);
+                    calls.narrate_clone(&format!("worker {i} of the pool, before any client"));
                     loop {
                         // Hold the lock only to take the next connection.
                         let job = match jobs.lock() {
