@@ -119,8 +119,8 @@ pub fn serve_client(
             return linger(stream, calls);
         }
     }
-    // Everything owed is written: send our FIN.
-    let _ = calls.shutdown_write(stream.as_raw_fd(), "all replies sent: our FIN");
+    // Everything owed is written. The caller's close sends our FIN, which
+    // the client reads as EOF: no separate shutdown(2) is needed.
     Ok(())
 }
 

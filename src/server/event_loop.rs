@@ -520,6 +520,8 @@ impl EventLoop {
         // Hybrid mode: nothing is finished while a worker still has work.
         if conn.outb.is_empty() && !conn.in_flight && !conn.waiting {
             match conn.phase {
+                // close(2) sends our FIN after the last reply: the client
+                // reads EOF, the half-close the protocol promises.
                 Phase::Draining => return self.close(fd, "client done"),
                 Phase::Closing(_) => {
                     // Everything owed is sent: our FIN, then discard input.
