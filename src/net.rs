@@ -100,6 +100,11 @@ pub fn read(fd: impl std::os::fd::AsFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(nix::unistd::read(fd, buf)?)
 }
 
+/// `setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1)`: no Nagle delay.
+pub fn no_delay(fd: &OwnedFd) -> io::Result<()> {
+    Ok(setsockopt(fd, sockopt::TcpNoDelay, &true)?)
+}
+
 /// `shutdown(fd, SHUT_WR)`: send our FIN, keep reading. The half-close the
 /// protocol uses after the last reply.
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {

@@ -23,6 +23,7 @@ pub struct Syscalls {
     pub send: u64,
     pub shutdown: u64,
     pub close: u64,
+    pub setsockopt: u64,
     /// Threads started (`clone3` on Linux), in the thread modes.
     pub clone: u64,
     /// Hybrid mode: workers' `write(eventfd)` wake-ups of the loop.
@@ -68,7 +69,31 @@ impl Syscalls {
             let call = format_args!("{}({fd}, {addr}, {flags})", net::ACCEPT_CALL);
             trace::line(call, &result, format_args!("{why}"));
         }
+        if let Ok((client, _)) = &r {
+            self.no_delay(client);
+        }
         r
+    }
+
+    /// `setsockopt(fd, SOL_TCP, TCP_NODELAY, [1], 4)`: turn off Nagle's
+    /// algorithm, which holds a small segment back while an earlier one is
+    /// unacknowledged, hoping to merge them. For a request/reply protocol that
+    /// only adds latency: each reply should leave at once.
+    fn no_delay(&mut self, fd: &OwnedFd) {
+        self.setsockopt += 1;
+        let r = net::no_delay(fd);
+        if self.trace {
+            let call = format_args!(
+                "setsockopt({}, SOL_TCP, TCP_NODELAY, [1], 4)",
+                fd.as_raw_fd()
+            );
+            let why = "replies leave at once: no Nagle delay";
+            trace::line(
+                call,
+                &trace::result(r.as_ref().map(|()| 0)),
+                format_args!("{why}"),
+            );
+        }
     }
 
     /// `read(fd, buf, len)`: 0 is the client's EOF.
@@ -175,6 +200,7 @@ impl Syscalls {
         self.send += other.send;
         self.shutdown += other.shutdown;
         self.close += other.close;
+        self.setsockopt += other.setsockopt;
         self.clone += other.clone;
         self.write += other.write;
     }
@@ -187,6 +213,7 @@ impl Syscalls {
             (net::SEND_CALL, self.send),
             ("shutdown", self.shutdown),
             ("close", self.close),
+            ("setsockopt", self.setsockopt),
         ];
         if self.clone > 0 {
             named.push(("clone3", self.clone));
