@@ -7,7 +7,7 @@ N ?= 5
 M ?= 10
 ARGS ?=
 
-.PHONY: help build test lint run-epoll run-kqueue run-poll run-select run-threads \
+.PHONY: help build test lint check-platforms run-epoll run-kqueue run-poll run-select run-threads \
         run-pool run-blocking client demo-stall
 
 help: ## list the targets
@@ -21,6 +21,9 @@ $(BIN): build
 test: ## run every test: unit, selector contract suite, integration
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+
+check-platforms: ## type-check and lint the crate for macOS, FreeBSD, NetBSD, OpenBSD
+	XCHECK_CLIPPY=1 scripts/check-platforms.sh
 
 lint: ## rustfmt and clippy, as CI runs them
 	$(CARGO) fmt --check

@@ -36,14 +36,16 @@ pub fn listen(
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    let mut flags = SockFlag::empty();
+    // Linux and FreeBSD set both flags in socket(2) itself; the others need
+    // fcntl(2) afterwards (see the end of this function).
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    {
-        flags |= SockFlag::SOCK_CLOEXEC;
-        if nonblocking {
-            flags |= SockFlag::SOCK_NONBLOCK;
-        }
-    }
+    let flags = if nonblocking {
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK
+    } else {
+        SockFlag::SOCK_CLOEXEC
+    };
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    let flags = SockFlag::empty();
     let fd: OwnedFd = socket::socket(family, SockType::Stream, flags, None)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     if reuse_port {
@@ -53,7 +55,11 @@ pub fn listen(
     socket::listen(&fd, Backlog::new(backlog).map_err(io::Error::from)?)?;
     let listener = TcpListener::from(fd);
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    listener.set_nonblocking(nonblocking)?;
+    {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        fcntl(&listener, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        listener.set_nonblocking(nonblocking)?;
+    }
     Ok(listener)
 }
 

@@ -31,9 +31,11 @@
 //! whose read and write filters report separately and are merged here.
 //! `EVENT_READ` means a read will not block: there is data, *or the peer closed*
 //! (the read then returns 0), *or an error is pending* (the read returns it).
-//! An error or hang-up (`EPOLLERR`, `EPOLLHUP`, `POLLERR`, `POLLHUP`, kqueue's
-//! `EV_EOF`) counts as both readable and writable, masked by what you asked for,
-//! so the handler you already have discovers it with its next call.
+//! An error or hang-up (`EPOLLERR`, `EPOLLHUP`, `POLLERR`, `POLLHUP`, `EV_EOF`
+//! on kqueue's write filter) counts as both readable and writable, masked by
+//! what you asked for, while the peer's FIN alone (`EPOLLRDHUP`, `EV_EOF` on
+//! the read filter) is just readable: the read returns 0. Either way the
+//! handler you already have discovers it with its next call.
 //!
 //! **Parking.** An fd registered or modified with [`Events::NONE`] is parked:
 //! its record stays, but the kernel is not asked about it at all, so nothing
@@ -51,9 +53,10 @@
 //! until `EAGAIN`, or data already in the buffer is never reported again.
 //! poll(2) and select(2) have no edge mode.
 //!
-//! **Timeouts.** `None` waits forever; `Some(Duration::ZERO)` only polls. The
-//! kernels take whole milliseconds (microseconds for select), so a timeout is
-//! rounded *up*: 0.3 ms becomes 1 ms, never a busy 0.
+//! **Timeouts.** `None` waits forever; `Some(Duration::ZERO)` only polls.
+//! epoll_wait and poll take whole milliseconds (select microseconds), so a
+//! timeout is rounded *up*: 0.3 ms becomes 1 ms, never a busy 0. kevent takes
+//! nanoseconds and needs no rounding.
 //!
 //! **Signals.** A signal delivered during the wait makes the kernel return
 //! `EINTR` (see `man 7 signal`, "Interruption of system calls"). `select`

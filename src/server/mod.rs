@@ -122,7 +122,7 @@ pub fn default_workers() -> usize {
 /// The default `--max-clients`: what RLIMIT_NOFILE leaves after a reserve
 /// for the listener, the selector, the signal pipe and the spare fd.
 pub fn default_max_clients() -> usize {
-    const RESERVE: u64 = 16;
+    const RESERVE: libc::rlim_t = 16; // rlim_t: u64 on Linux, i64 on FreeBSD
     let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .unwrap_or((1024, 1024));
     soft.saturating_sub(RESERVE).max(1) as usize
