@@ -14,8 +14,8 @@
 //!   an eventfd (a pipe on macOS/BSD) registered like any socket, and the loop
 //!   writes the replies with the usual EVENT_WRITE rules.
 //!
-//! **Order.** A connection has at most one job in the pool at a time: all the
-//! complete lines it has sent so far, as one batch. Replies then leave in
+//! **Order.** A connection has at most one job in the pool at a time: the
+//! complete lines it has sent so far (up to 16), as one batch. Replies leave in
 //! request order without any sequencing, and one client pipelining a thousand
 //! requests cannot occupy more than one worker; parallelism comes from many
 //! clients, which is what a server has. Lines that arrive meanwhile wait in the
@@ -38,7 +38,7 @@ use std::thread;
 use super::event_loop::{send_or_queue, EventLoop, Phase, Record};
 use super::syscalls::Syscalls;
 use super::{Config, Summary, Totals};
-use crate::protocol;
+use crate::protocol::{self, find_newline};
 use crate::selector::Backend;
 use crate::trace;
 
@@ -201,17 +201,8 @@ impl EventLoop {
         if conn.in_flight || conn.waiting || !matches!(conn.phase, Phase::Open | Phase::Draining) {
             return;
         }
-        let last = conn.phase == Phase::Draining;
-        // Everything up to the last newline; all of it at EOF, in raw echo,
-        // or when the unfinished line is already too long (the worker then
-        // answers with the error).
-        let cut = match conn.inb.iter().rposition(|&b| b == b'\n') {
-            _ if last || echo => conn.inb.len(),
-            Some(newline) if conn.inb.len() - newline - 1 <= max_line => newline + 1,
-            Some(_) => conn.inb.len(),
-            None if conn.inb.len() > max_line => conn.inb.len(),
-            None => 0,
-        };
+        let eof = conn.phase == Phase::Draining;
+        let (cut, last) = next_batch(&conn.inb, eof, echo, max_line);
         if cut == 0 {
             return; // no complete line yet (or, at EOF, nothing left)
         }
@@ -303,6 +294,40 @@ impl EventLoop {
                 break;
             }
         }
+    }
+}
+
+/// The most lines one job carries. Small enough that a client pipelining
+/// thousands of slow requests gets a turn, not the pool, and others get theirs
+/// in between (jobs queue in arrival order); large enough that fast pipelined
+/// requests still travel in batches.
+const MAX_BATCH_LINES: usize = 16;
+
+/// How much of `inb` the next job takes, and whether that is the client's
+/// last job: complete lines, at most `MAX_BATCH_LINES`; everything at EOF
+/// (the unterminated last line is answered too) or in raw echo; everything
+/// when the unfinished line is already too long (the worker then answers
+/// with the error).
+fn next_batch(inb: &[u8], eof: bool, echo: bool, max_line: usize) -> (usize, bool) {
+    if echo {
+        return (inb.len(), eof);
+    }
+    let (mut end, mut lines) = (0, 0);
+    while lines < MAX_BATCH_LINES {
+        let Some(newline) = find_newline(&inb[end..]) else {
+            break;
+        };
+        end += newline + 1;
+        lines += 1;
+    }
+    if lines == MAX_BATCH_LINES {
+        (end, false) // more may follow: not the last job yet
+    } else if eof {
+        (inb.len(), true)
+    } else if inb.len() - end > max_line {
+        (inb.len(), false)
+    } else {
+        (end, false)
     }
 }
 
