@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests: start a real `pingpong serve`
 //! on a free port, talk to it, stop it with SIGTERM, run the client.
 //!
-//! Each test file uses a subset, hence the `#[allow(dead_code)]`s.
+//! Each test file uses a subset, hence `allow(dead_code)`.
+#![allow(dead_code)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
