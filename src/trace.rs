@@ -49,6 +49,21 @@ pub fn wait_reason(r: Result<i64, &io::Error>) -> String {
     }
 }
 
+/// Flag bits as strace prints them, `EPOLLIN|EPOLLOUT`, or `0` when none of
+/// the named bits is set. The backends pass their own table of names.
+pub fn flags(bits: u64, names: &[(u64, &str)]) -> String {
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|&&(bit, _)| bits & bit != 0)
+        .map(|&(_, name)| name)
+        .collect();
+    if set.is_empty() {
+        "0".to_string()
+    } else {
+        set.join("|")
+    }
+}
+
 /// A buffer as strace prints it: a C string literal, cut after 32 bytes.
 pub fn bytes(buf: &[u8]) -> String {
     const SHOWN: usize = 32;
@@ -101,6 +116,13 @@ mod tests {
             result(Err(&eagain)),
             "-1 EAGAIN (Resource temporarily unavailable)"
         );
+    }
+
+    #[test]
+    fn flags_read_like_strace() {
+        let names = [(1, "IN"), (4, "OUT")];
+        assert_eq!(flags(5, &names), "IN|OUT");
+        assert_eq!(flags(2, &names), "0");
     }
 
     #[test]

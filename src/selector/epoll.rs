@@ -173,23 +173,16 @@ impl Poller {
 
 /// `{events=EPOLLIN|EPOLLOUT, data={u32=5, u64=5}}`, as strace prints it.
 fn event_str(bits: u32, fd: RawFd) -> String {
-    let names = [
-        (libc::EPOLLIN, "EPOLLIN"),
-        (libc::EPOLLOUT, "EPOLLOUT"),
-        (libc::EPOLLERR, "EPOLLERR"),
-        (libc::EPOLLHUP, "EPOLLHUP"),
-        (libc::EPOLLRDHUP, "EPOLLRDHUP"),
-        (libc::EPOLLET, "EPOLLET"),
-    ];
-    let set: Vec<&str> = names
-        .iter()
-        .filter(|(bit, _)| bits & *bit as u32 != 0)
-        .map(|&(_, name)| name)
-        .collect();
-    let events = if set.is_empty() {
-        "0".to_string()
-    } else {
-        set.join("|")
-    };
+    let events = trace::flags(
+        u64::from(bits),
+        &[
+            (libc::EPOLLIN as u64, "EPOLLIN"),
+            (libc::EPOLLOUT as u64, "EPOLLOUT"),
+            (libc::EPOLLERR as u64, "EPOLLERR"),
+            (libc::EPOLLHUP as u64, "EPOLLHUP"),
+            (libc::EPOLLRDHUP as u64, "EPOLLRDHUP"),
+            (libc::EPOLLET as u64, "EPOLLET"),
+        ],
+    );
     format!("{{events={events}, data={{u32={fd}, u64={fd}}}}}")
 }

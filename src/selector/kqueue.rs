@@ -325,24 +325,17 @@ fn kevent_str(event: &libc::kevent, with_data: bool) -> String {
     } else {
         filter.to_string()
     };
-    let names = [
-        (libc::EV_ADD, "EV_ADD"),
-        (libc::EV_DELETE, "EV_DELETE"),
-        (libc::EV_CLEAR, "EV_CLEAR"),
-        (libc::EV_RECEIPT, "EV_RECEIPT"),
-        (libc::EV_EOF, "EV_EOF"),
-        (libc::EV_ERROR, "EV_ERROR"),
-    ];
-    let set: Vec<&str> = names
-        .iter()
-        .filter(|&&(bit, _)| flags & bit != 0)
-        .map(|&(_, name)| name)
-        .collect();
-    let flags = if set.is_empty() {
-        "0".to_string()
-    } else {
-        set.join("|")
-    };
+    let flags = trace::flags(
+        flags as u64,
+        &[
+            (libc::EV_ADD as u64, "EV_ADD"),
+            (libc::EV_DELETE as u64, "EV_DELETE"),
+            (libc::EV_CLEAR as u64, "EV_CLEAR"),
+            (libc::EV_RECEIPT as u64, "EV_RECEIPT"),
+            (libc::EV_EOF as u64, "EV_EOF"),
+            (libc::EV_ERROR as u64, "EV_ERROR"),
+        ],
+    );
     let mut s = format!("{{ident={ident}, filter={filter}, flags={flags}");
     if fflags != 0 {
         s += &format!(", fflags={fflags}");

@@ -173,21 +173,14 @@ impl Poller {
 }
 
 fn bits_str(bits: libc::c_short) -> String {
-    let names = [
-        (libc::POLLIN, "POLLIN"),
-        (libc::POLLOUT, "POLLOUT"),
-        (libc::POLLERR, "POLLERR"),
-        (libc::POLLHUP, "POLLHUP"),
-        (libc::POLLNVAL, "POLLNVAL"),
-    ];
-    let set: Vec<&str> = names
-        .iter()
-        .filter(|(b, _)| bits & b != 0)
-        .map(|&(_, n)| n)
-        .collect();
-    if set.is_empty() {
-        "0".to_string()
-    } else {
-        set.join("|")
-    }
+    trace::flags(
+        bits as u64,
+        &[
+            (libc::POLLIN as u64, "POLLIN"),
+            (libc::POLLOUT as u64, "POLLOUT"),
+            (libc::POLLERR as u64, "POLLERR"),
+            (libc::POLLHUP as u64, "POLLHUP"),
+            (libc::POLLNVAL as u64, "POLLNVAL"),
+        ],
+    )
 }
