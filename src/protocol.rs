@@ -6,7 +6,8 @@
 //!   echoed back unchanged. The reply keeps the request's line ending
 //!   (`\n` or `\r\n`), so an echo is byte-exact.
 //! - A line longer than the limit (`--max-line`, not counting its ending) is
-//!   refused with [`LINE_TOO_LONG`]; the server then closes the connection.
+//!   refused with [`LINE_TOO_LONG`]; the server then closes the connection,
+//!   as it does after [`SERVER_BUSY`] and [`IDLE_TIMEOUT`].
 //!
 //! The servers differ only in how they wait for bytes; once bytes arrive they
 //! all call [`respond`], which answers every complete line in a buffer at
@@ -15,6 +16,12 @@
 
 /// The reply sent before closing a connection whose line exceeded the limit.
 pub const LINE_TOO_LONG: &[u8] = b"error: line too long\n";
+
+/// The reply to a client over `--max-clients` (or beyond the fd limit).
+pub const SERVER_BUSY: &[u8] = b"error: server busy\n";
+
+/// The reply to a client silent for `--idle-timeout` seconds.
+pub const IDLE_TIMEOUT: &[u8] = b"error: idle timeout\n";
 
 /// The default `--max-line`: 64 KiB.
 pub const DEFAULT_MAX_LINE: usize = 65536;

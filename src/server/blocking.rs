@@ -88,7 +88,7 @@ pub fn serve_client(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // SO_RCVTIMEO expired: the client has been silent too long.
-                send_all(stream, b"error: idle timeout\n", addr, totals, calls)?;
+                send_all(stream, protocol::IDLE_TIMEOUT, addr, totals, calls)?;
                 return linger(stream, calls);
             }
             Err(e) => return Err(e),

@@ -283,26 +283,52 @@ impl EventLoop {
         }
     }
 
-    /// Out of fds. The pending connection keeps the listener readable, so
-    /// just returning would spin: level-triggered epoll reports it again at
-    /// once, forever. Instead free the spare fd, accept the connection with
-    /// it, tell the client we are busy, close it, and take the spare back
-    /// (the reserve-fd technique of libev and nginx).
+    /// Out of fds. A pending connection keeps the listener readable, so just
+    /// returning would spin: level-triggered epoll reports it again at once,
+    /// forever. Instead free the spare fd, accept the connection with it, tell
+    /// the client we are busy, close it, and take the spare back (the
+    /// reserve-fd technique of libev and nginx). Returns whether to go on
+    /// accepting.
+    ///
+    /// Should the spare be gone (another loop of `--workers N` took the fd),
+    /// the listener is parked instead, until a client leaves and frees an fd.
     fn refuse_with_spare_fd(&mut self) -> bool {
         let Some(listener) = &self.listener else {
             return false;
         };
-        if self.spare.take().is_none() {
-            return false;
-        }
-        if let Ok((fd, addr)) = self.calls.accept(listener, true) {
-            let _ = self
-                .calls
-                .send(fd.as_raw_fd(), b"error: server busy\n", &addr);
-            self.calls.close(fd, "out of file descriptors: refused");
-        }
+        let refused = match self.spare.take() {
+            None => false,
+            Some(spare) => {
+                self.calls
+                    .close(spare.into(), "out of fds: free the spare one");
+                // Linux checks the fd table before the queue, so EMFILE may
+                // have hidden an empty queue: then this is EAGAIN, and done.
+                match self.calls.accept(listener, true) {
+                    Ok((fd, addr)) => {
+                        let _ = self
+                            .calls
+                            .send(fd.as_raw_fd(), protocol::SERVER_BUSY, &addr);
+                        self.calls.close(fd, "out of file descriptors: refused");
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+        };
         self.spare = File::open("/dev/null").ok();
-        self.spare.is_some()
+        if self.spare.is_none() {
+            self.park_listener(true);
+        }
+        refused && self.spare.is_some()
+    }
+
+    /// Stop (or resume) watching the listener: while no fd can be had, a
+    /// pending connection would otherwise wake every wait.
+    fn park_listener(&mut self, park: bool) {
+        if let Some(listener) = &self.listener {
+            let events = if park { Events::NONE } else { EVENT_READ };
+            let _ = self.selector.modify(listener.as_raw_fd(), events);
+        }
     }
 
     fn add_client(&mut self, fd: OwnedFd, addr: SocketAddr) {
@@ -323,7 +349,7 @@ impl EventLoop {
         if self.clients >= self.config.max_clients {
             // One over the limit: accepted only to be told so, then closed.
             conn.phase = Phase::Closing("server busy");
-            conn.outb.extend_from_slice(b"error: server busy\n");
+            conn.outb.extend_from_slice(protocol::SERVER_BUSY);
         }
         if let Some(when) = conn.deadline {
             self.deadlines.push(when, raw, conn.id);
@@ -570,7 +596,7 @@ impl EventLoop {
                     conn.deadline = None;
                     conn.phase = Phase::Closing("idle timeout");
                     conn.inb = Vec::new();
-                    let reply = b"error: idle timeout\n";
+                    let reply = protocol::IDLE_TIMEOUT;
                     match send_or_queue(conn, reply, &mut self.calls, &self.totals) {
                         Ok(()) => self.update(fd),
                         Err(e) => self.close(fd, &e.to_string()),
@@ -590,6 +616,11 @@ impl EventLoop {
         self.clients -= 1;
         let why = format!("{}: {reason}", conn.addr);
         self.calls.close(conn.fd, &why);
+        if self.spare.is_none() {
+            // An fd is free again: take the spare back, watch the listener.
+            self.spare = File::open("/dev/null").ok();
+            self.park_listener(false);
+        }
     }
 
     fn summary(&self) -> Summary {

@@ -196,7 +196,7 @@ fn serve_one(shared: &Shared, job: Job, mut calls: Syscalls) {
 
 /// Over `--max-clients`: say so and close.
 fn refuse(fd: OwnedFd, addr: &SocketAddr, calls: &mut Syscalls) {
-    let _ = calls.send(fd.as_raw_fd(), b"error: server busy\n", addr);
+    let _ = calls.send(fd.as_raw_fd(), crate::protocol::SERVER_BUSY, addr);
     let _ = calls.shutdown_write(fd.as_raw_fd(), "over --max-clients: refused");
     calls.close(fd, &format!("{addr}: server busy"));
 }
