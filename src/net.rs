@@ -88,11 +88,13 @@ pub const SEND_CALL: &str = "sendto";
 ///
 /// By default, writing to a socket whose peer has gone sends the process
 /// SIGPIPE, which kills it: one rude client would take the server down.
-/// Linux has `MSG_NOSIGNAL` per call (strace shows it on every `sendto`);
-/// macOS and the BSDs set `SO_NOSIGPIPE` once per socket instead, at accept.
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+/// (Rust's runtime happens to ignore SIGPIPE before `main`, but a server
+/// should not lean on that.) Linux and the BSDs have `MSG_NOSIGNAL` per call
+/// (strace shows it on every `sendto`); macOS has no such flag and sets
+/// `SO_NOSIGPIPE` once per socket instead, at accept.
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
 const SEND_FLAGS: MsgFlags = MsgFlags::MSG_NOSIGNAL;
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+#[cfg(any(target_os = "macos", target_os = "ios"))]
 const SEND_FLAGS: MsgFlags = MsgFlags::empty();
 
 /// `send(fd, buf, MSG_NOSIGNAL)`: write without risking SIGPIPE. Returns how

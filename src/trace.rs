@@ -18,9 +18,10 @@ use std::net::SocketAddr;
 /// Print one narration line on stderr: `CALL = RESULT   # WHY`, padded like
 /// strace so the results line up.
 pub fn line(call: fmt::Arguments, result: &str, why: fmt::Arguments) {
-    let call = call.to_string();
-    let mut err = io::stderr().lock();
-    let _ = writeln!(err, "{call:<39} = {result}   # {why}");
+    // Formatted first, then one write(2): stderr is unbuffered, and writing
+    // piece by piece would cost a system call per padding space.
+    let line = format!("{:<39} = {result}   # {why}\n", call.to_string());
+    let _ = io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// A call's result as strace shows it: the value, or `-1 EAGAIN (...)`.

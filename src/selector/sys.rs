@@ -272,7 +272,7 @@ pub fn accept(listener: RawFd, nonblocking: bool) -> io::Result<(OwnedFd, std::n
 /// Accept one pending connection as a non-blocking, close-on-exec socket.
 ///
 /// macOS and some BSDs have no `accept4`: `accept(2)`, then `fcntl(2)` twice,
-/// and `SO_NOSIGPIPE` so a write to a closed peer returns EPIPE instead of
+/// and on macOS `SO_NOSIGPIPE` so a write to a closed peer returns EPIPE instead of
 /// killing the process (there is no `MSG_NOSIGNAL` there).
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 pub fn accept(listener: RawFd, nonblocking: bool) -> io::Result<(OwnedFd, std::net::SocketAddr)> {
@@ -288,12 +288,7 @@ pub fn accept(listener: RawFd, nonblocking: bool) -> io::Result<(OwnedFd, std::n
         // SAFETY: integer arguments only.
         cvt(unsafe { libc::fcntl(raw, libc::F_SETFL, fl | libc::O_NONBLOCK) })?;
     }
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "netbsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
     {
         let one: libc::c_int = 1;
         // SAFETY: the option value points to a live c_int of the size passed.
@@ -422,6 +417,27 @@ fn set_errno(value: libc::c_int) {
     unsafe { *libc::__errno() = value }
 }
 
+/// `pipe2(fds, O_CLOEXEC|O_NONBLOCK)`: both ends non-blocking and
+/// close-on-exec in one call; macOS has no pipe2, so there it is `pipe` and
+/// four `fcntl`s.
+pub fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::OFlag;
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    {
+        Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?)
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        let (read, write) = nix::unistd::pipe()?;
+        for fd in [&read, &write] {
+            fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        }
+        Ok((read, write))
+    }
+}
+
 /// Route `signals` into a new pipe: each delivery writes the signal's number
 /// as one byte into every pipe made this way (one per event loop), and the
 /// returned read end can be registered with a selector like any socket. This
@@ -431,14 +447,9 @@ fn set_errno(value: libc::c_int) {
 /// No `SA_RESTART`: a blocking call in progress fails with EINTR, and the
 /// selector turns that into an empty batch.
 pub fn signal_pipe(signals: &[nix::sys::signal::Signal]) -> io::Result<OwnedFd> {
-    use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet};
     use std::sync::atomic::Ordering::SeqCst;
-    let (read, write) = nix::unistd::pipe()?;
-    for fd in [&read, &write] {
-        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
-    }
+    let (read, write) = nonblocking_pipe()?;
     // The write end lives as long as the process: the handler may run any time.
     let write = std::os::fd::IntoRawFd::into_raw_fd(write);
     let slot = SIGNAL_PIPES

@@ -39,6 +39,16 @@ impl Deadlines {
             .map(|Reverse((when, _, _))| when.saturating_duration_since(now))
     }
 
+    /// The client of the nearest entry, if any.
+    pub fn peek(&self) -> Option<(RawFd, u64)> {
+        self.heap.peek().map(|Reverse((_, fd, id))| (*fd, *id))
+    }
+
+    /// Drop the nearest entry.
+    pub fn pop(&mut self) {
+        self.heap.pop();
+    }
+
     /// Take the next entry that is due at `now`, if any.
     pub fn pop_due(&mut self, now: Instant) -> Option<(RawFd, u64)> {
         match self.heap.peek() {

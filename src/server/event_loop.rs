@@ -236,6 +236,7 @@ impl EventLoop {
     fn serve_forever(&mut self) -> io::Result<()> {
         let mut ready = Vec::new();
         while self.listener.is_some() || self.clients > 0 {
+            self.forget_departed_deadlines();
             let timeout = self.deadlines.timeout(self.now);
             self.selector.select(timeout, &mut ready)?;
             self.now = Instant::now();
@@ -574,6 +575,18 @@ impl EventLoop {
         let interest = conn.interest();
         if let Err(e) = self.selector.modify(fd, interest) {
             self.close(fd, &e.to_string());
+        }
+    }
+
+    /// Entries of clients that have left stay in the heap (it cannot remove
+    /// from the middle); drop those on top, so an idle server does not wake
+    /// at the deadline of someone long gone.
+    fn forget_departed_deadlines(&mut self) {
+        while let Some((fd, id)) = self.deadlines.peek() {
+            if self.conn(fd).is_some_and(|c| c.id == id) {
+                return;
+            }
+            self.deadlines.pop();
         }
     }
 

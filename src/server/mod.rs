@@ -233,6 +233,14 @@ impl fmt::Display for Summary {
 /// Bind, print `listening on ADDR (mode M, pid P)`, serve until SIGINT or
 /// SIGTERM, and return the summary.
 pub fn serve(mode: Mode, config: &Config) -> io::Result<Summary> {
+    if let Mode::Selector(backend) = mode {
+        if !Backend::available().contains(&backend) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{} is not available on this OS", backend.name()),
+            ));
+        }
+    }
     let listener = net::listen(
         &config.host,
         config.port,

@@ -49,10 +49,10 @@ impl Syscalls {
         let fd = listener.as_raw_fd();
         let r = crate::selector::sys::accept(fd, nonblocking);
         if self.trace {
-            let flags = if nonblocking {
-                "SOCK_CLOEXEC|SOCK_NONBLOCK"
-            } else {
-                "SOCK_CLOEXEC"
+            let flags = match (ACCEPT4, nonblocking) {
+                (false, _) => "",
+                (true, true) => ", SOCK_CLOEXEC|SOCK_NONBLOCK",
+                (true, false) => ", SOCK_CLOEXEC",
             };
             let (addr, result, why) = match &r {
                 Ok((client, addr)) => (
@@ -66,8 +66,11 @@ impl Syscalls {
                     accept_failure(e).into(),
                 ),
             };
-            let call = format_args!("{}({fd}, {addr}, {flags})", net::ACCEPT_CALL);
+            let call = format_args!("{}({fd}, {addr}{flags})", net::ACCEPT_CALL);
             trace::line(call, &result, format_args!("{why}"));
+            if let Ok((client, _)) = &r {
+                narrate_accept_extras(client.as_raw_fd(), nonblocking);
+            }
         }
         if let Ok((client, _)) = &r {
             self.no_delay(client);
@@ -225,10 +228,36 @@ impl Syscalls {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
 const SEND_FLAGS: &str = "MSG_NOSIGNAL";
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(any(target_os = "macos", target_os = "ios"))]
 const SEND_FLAGS: &str = "0";
+
+/// Whether `accept4` sets the flags in the same call (see `sys::accept`).
+const ACCEPT4: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd"
+));
+
+/// Without `accept4`, the flags take calls of their own: narrate them too.
+fn narrate_accept_extras(fd: RawFd, nonblocking: bool) {
+    if ACCEPT4 {
+        return;
+    }
+    let why = "no accept4 here: the flags take calls of their own";
+    let line = |call: &str| trace::line(format_args!("{call}"), "0", format_args!("{why}"));
+    line(&format!("fcntl({fd}, F_SETFD, FD_CLOEXEC)"));
+    if nonblocking {
+        line(&format!("fcntl({fd}, F_GETFL)"));
+        line(&format!("fcntl({fd}, F_SETFL, O_RDWR|O_NONBLOCK)"));
+    }
+    if cfg!(any(target_os = "macos", target_os = "ios")) {
+        line(&format!(
+            "setsockopt({fd}, SOL_SOCKET, SO_NOSIGPIPE, [1], 4)"
+        ));
+    }
+}
 
 /// Why an accept failed, in a word.
 fn accept_failure(e: &io::Error) -> &'static str {

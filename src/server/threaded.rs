@@ -66,7 +66,6 @@ pub fn serve(
         live: Mutex::new(HashMap::new()),
         calls: Mutex::new(Syscalls::default()),
     });
-    let mut calls = Syscalls::new(config.trace);
     // Block the signals here, before any thread exists: threads inherit the
     // mask, so only the watcher's sigwait ever receives them.
     let mut signals = SigSet::empty();
@@ -81,6 +80,9 @@ pub fn serve(
             .stack_size(STACK_SIZE)
             .spawn(move || watch_signals(signals, &shared, wake_addr))?
     };
+    let mut calls = Syscalls::new(config.trace);
+    calls.clone += 1;
+    calls.narrate_clone("the signal watcher: sigwait(SIGINT, SIGTERM)");
 
     let pool = workers.map(|n| Pool::start(n, &shared)).transpose()?;
     calls.clone += workers.unwrap_or(0) as u64;
