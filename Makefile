@@ -49,3 +49,34 @@ client: build ## N clients (default 5) x M pings (default 10) against HOST:PORT
 
 demo-stall: build ## slow handler (200 ms): the selector stalls everyone, threads do not
 	@scripts/demo-stall.sh $(BIN)
+
+# ---- strace: watch the system calls go by (Linux; platform/ has the other OSes)
+.PHONY: strace-epoll strace-poll strace-select strace-threads strace-blocking trace-diff
+
+strace-epoll: build ## the epoll server under strace: a scripted session, traces/epoll.strace, counts
+	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh epoll $(BIN)
+strace-poll: build ## the same for poll(2): traces/poll.strace
+	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh poll $(BIN)
+strace-select: build ## the same for select(2): traces/select.strace
+	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh select $(BIN)
+strace-threads: build ## the same for a thread per client: traces/threads.strace
+	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh threads $(BIN)
+strace-blocking: build ## the same for one client at a time: traces/blocking.strace
+	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh blocking $(BIN)
+trace-diff: build ## epoll and threads under strace, side by side (pids, times, ports stripped)
+	@scripts/strace-diff.sh $(BIN) epoll threads
+
+# ---- bench: every mode side by side; table on stdout, report and charts in bench-out/
+.PHONY: bench bench-full
+PEERS ?= ../shared/peers
+C_EPOLL := target/peers/c-epoll
+# The C reference server joins the run when its source is beside this clone.
+BENCH_PEER = $(if $(and $(wildcard $(PEERS)/c-epoll-server.c),$(shell command -v cc)),--peer c-epoll='$(C_EPOLL) {port}')
+
+$(C_EPOLL): $(PEERS)/c-epoll-server.c
+	mkdir -p $(dir $@) && cc -O2 -o $@ $<
+
+bench: build $(if $(BENCH_PEER),$(C_EPOLL)) ## quick benchmark of every mode (~1 min): bench-out/report.md
+	$(BIN) bench --quick $(BENCH_PEER) $(ARGS)
+bench-full: build $(if $(BENCH_PEER),$(C_EPOLL)) ## full benchmark (~10 min): 1 to 10,000 connections, 3 s windows
+	$(BIN) bench $(BENCH_PEER) $(ARGS)

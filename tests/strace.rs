@@ -1,0 +1,973 @@
+//! Watched under strace, each server makes the calls its design promises.
+//!
+//! These are the checks a student can repeat by hand with
+//! `strace -f -o trace.txt pingpong serve --mode M`: each test runs the real
+//! server under `strace -f` (or attaches `strace -p` to a running one),
+//! drives clients against it, and reads the transcript strace wrote.
+//!
+//! Every test that needs strace is skipped, with the reason printed, when
+//! strace is missing or may not trace here (ptrace forbidden, as in some
+//! containers). Set `PINGPONG_REQUIRE_STRACE=1` to make that a failure
+//! instead, as CI should once it has installed strace.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use common::{ping_pong, read_to_end_with_timeout, run_client, Server, ALL_MODES, BIN, PATIENCE};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// The calls that tell the story, as `make strace-MODE` traces them. A
+/// leading `?` means "not an error if this architecture lacks the call"
+/// (aarch64 has no epoll_wait, poll or select: only epoll_pwait, ppoll, pselect6).
+const STORY: &str = "socket,setsockopt,bind,listen,?accept,accept4,read,recvfrom,write,\
+    sendto,shutdown,close,epoll_create1,epoll_ctl,?epoll_wait,epoll_pwait,?poll,ppoll,\
+    ?select,pselect6,pipe2,eventfd2,clone,?clone3";
+
+/// Each selector backend's wait, under every name the kernel may show.
+const EPOLL_WAITS: &[&str] = &["epoll_wait", "epoll_pwait", "epoll_pwait2"];
+const POLL_WAITS: &[&str] = &["poll", "ppoll"];
+const SELECT_WAITS: &[&str] = &["select", "pselect6", "_newselect"];
+const EPOLL_CALLS: &[&str] = &[
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+];
+const THREAD_STARTS: &[&str] = &["clone", "clone3"];
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn epoll_serves_20_clients_on_one_thread_and_waits_in_epoll_wait() {
+    if !strace_usable("epoll_serves_20_clients_on_one_thread_and_waits_in_epoll_wait") {
+        return;
+    }
+    let server = Traced::start("epoll", &[], Some(STORY));
+    assert_clients_served(server.addr, 20, 3);
+    let trace = server.stop();
+
+    assert_eq!(
+        trace.count(THREAD_STARTS),
+        0,
+        "epoll mode started a thread:\n{}",
+        trace.excerpt(THREAD_STARTS)
+    );
+    let served = trace.after_listen();
+    assert!(
+        served.iter().any(|c| c.is(EPOLL_WAITS)),
+        "epoll mode never called epoll_wait:\n{}",
+        trace.story()
+    );
+    let accepted = served
+        .iter()
+        .filter(|c| c.is(&["accept4"]) && c.ok())
+        .count();
+    assert_eq!(accepted, 20, "successful accept4 calls, one per client");
+}
+
+#[test]
+fn epoll_accepts_every_client_with_accept4_cloexec_nonblock() {
+    if !strace_usable("epoll_accepts_every_client_with_accept4_cloexec_nonblock") {
+        return;
+    }
+    let server = Traced::start("epoll", &[], Some(STORY));
+    assert_clients_served(server.addr, 5, 2);
+    half_close_session(server.addr);
+    let trace = server.stop();
+    let calls = trace.after_listen();
+
+    assert_eq!(
+        calls.iter().filter(|c| c.is(&["accept"])).count(),
+        0,
+        "plain accept(2) in epoll mode:\n{}",
+        trace.excerpt(&["accept"])
+    );
+    let mut accepted = Vec::new();
+    for call in calls.iter().filter(|c| c.is(&["accept4"]) && c.ok()) {
+        let flags = call.last_arg();
+        assert!(
+            flags.contains("SOCK_CLOEXEC") && flags.contains("SOCK_NONBLOCK"),
+            "accept4 without SOCK_CLOEXEC|SOCK_NONBLOCK: {}",
+            call.line
+        );
+        accepted.push(call.ret.unwrap_or(-1));
+    }
+    assert_eq!(accepted.len(), 6, "one accept4 per client (5 + 1)");
+
+    // Every fd the selector is given once clients come came from one of
+    // those accept4s (before them: the listener and the signal pipe).
+    let first_accept = calls.iter().position(|c| c.is(&["accept4"])).unwrap();
+    let added = |range: &[Call]| -> Vec<i64> {
+        range
+            .iter()
+            .filter(|c| c.is(&["epoll_ctl"]) && c.arg(1) == "EPOLL_CTL_ADD")
+            .map(|c| c.arg(2).parse().unwrap_or(-1))
+            .collect()
+    };
+    let at_start = added(&calls[..first_accept]);
+    assert!(
+        at_start.contains(&trace.listener_fd()),
+        "the listener is registered before any client: {at_start:?}"
+    );
+    let clients = added(&calls[first_accept..]);
+    assert_eq!(
+        clients.len(),
+        accepted.len(),
+        "one EPOLL_CTL_ADD per accepted client"
+    );
+    for fd in &clients {
+        assert!(
+            accepted.contains(fd),
+            "fd {fd} registered but never returned by accept4:\n{}",
+            trace.story()
+        );
+    }
+}
+
+#[test]
+fn threads_mode_makes_one_clone_per_client() {
+    if !strace_usable("threads_mode_makes_one_clone_per_client") {
+        return;
+    }
+    // The same server twice: once with no client (the threads it starts
+    // anyway, such as the signal watcher), once with 20.
+    let idle = Traced::start("threads", &[], Some(STORY));
+    let busy = Traced::start("threads", &[], Some(STORY));
+    assert_clients_served(busy.addr, 20, 2);
+    let (idle, busy) = (idle.stop(), busy.stop());
+
+    let at_start = idle.threads_started();
+    assert!(
+        at_start >= 1,
+        "threads mode starts its signal watcher at start:\n{}",
+        idle.story()
+    );
+    assert_eq!(
+        busy.threads_started(),
+        at_start + 20,
+        "{at_start} threads at start, then one per client:\n{}",
+        busy.excerpt(THREAD_STARTS)
+    );
+}
+
+#[test]
+fn blocking_mode_makes_no_selector_call() {
+    if !strace_usable("blocking_mode_makes_no_selector_call") {
+        return;
+    }
+    let server = Traced::start("blocking", &[], Some(STORY));
+    assert_clients_served(server.addr, 3, 3);
+    half_close_session(server.addr);
+    let trace = server.stop();
+
+    // Rust's runtime polls fds 0-2 once before main; from listen() on, the
+    // blocking server waits only in accept and read.
+    let waits = [EPOLL_CALLS, POLL_WAITS, SELECT_WAITS].concat();
+    let found: Vec<&Call> = trace
+        .after_listen()
+        .iter()
+        .filter(|c| c.is(&waits))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "blocking mode called a selector: {found:#?}"
+    );
+    assert!(trace
+        .after_listen()
+        .iter()
+        .any(|c| c.is(&["accept4", "accept"])));
+}
+
+#[test]
+fn poll_mode_waits_in_poll() {
+    if !strace_usable("poll_mode_waits_in_poll") {
+        return;
+    }
+    selector_waits_in("poll", POLL_WAITS, &[EPOLL_CALLS, SELECT_WAITS].concat());
+}
+
+#[test]
+fn select_mode_waits_in_select() {
+    if !strace_usable("select_mode_waits_in_select") {
+        return;
+    }
+    selector_waits_in("select", SELECT_WAITS, &[EPOLL_CALLS, POLL_WAITS].concat());
+}
+
+/// Served clients, waited in `waits` for the listener among others, and
+/// never called one of `foreign` once listening.
+fn selector_waits_in(mode: &str, waits: &[&str], foreign: &[&str]) {
+    let server = Traced::start(mode, &[], Some(STORY));
+    assert_clients_served(server.addr, 3, 3);
+    let trace = server.stop();
+    let listener = trace.listener_fd();
+    let calls = trace.after_listen();
+    let watching_listener = calls
+        .iter()
+        .filter(|c| c.is(waits))
+        .filter(|c| watches(c, listener))
+        .count();
+    assert!(
+        watching_listener > 0,
+        "{mode} mode never waited in {waits:?} on the listener (fd {listener}):\n{}",
+        trace.story()
+    );
+    let others: Vec<&Call> = calls.iter().filter(|c| c.is(foreign)).collect();
+    assert!(
+        others.is_empty(),
+        "{mode} mode called another backend: {others:#?}"
+    );
+}
+
+/// Does this poll/select call watch `fd`?
+fn watches(call: &Call, fd: i64) -> bool {
+    if call.name.contains("poll") {
+        call.args.contains(&format!("{{fd={fd}, "))
+    } else {
+        // select(nfds, [3 4 7], [...], ...): the read set is the second argument.
+        let read_set = call.arg(1).trim_matches(|c| c == '[' || c == ']');
+        read_set.split(' ').any(|n| n == fd.to_string())
+    }
+}
+
+#[test]
+fn an_idle_selector_server_makes_no_system_call_for_a_second() {
+    if !strace_usable("an_idle_selector_server_makes_no_system_call_for_a_second") {
+        return;
+    }
+    // Every call traced (no filter): if the server woke up for anything at
+    // all while idle, the transcript would show it.
+    const IDLE: Duration = Duration::from_millis(1500);
+    thread::scope(|scope| {
+        for (mode, waits) in [
+            ("epoll", EPOLL_WAITS),
+            ("poll", POLL_WAITS),
+            ("select", SELECT_WAITS),
+        ] {
+            scope.spawn(move || {
+                let server = Traced::start(mode, &[], None);
+                let client = connect(server.addr);
+                ping_pong(&client, 1);
+                // The last client leaves; its EOF means the server has closed
+                // it, and is back in its wait...
+                client.shutdown(Shutdown::Write).unwrap();
+                read_to_end_with_timeout(&client, PATIENCE);
+                thread::sleep(IDLE); // ...where nothing happens for a while.
+                let trace = server.stop();
+
+                // The client's fd: the last one accept4 returned. After the
+                // server closes it, it must go to sleep in its wait and make
+                // no other call until the SIGTERM that ends the test.
+                let calls = trace.after_listen();
+                let fd = calls
+                    .iter()
+                    .rfind(|c| c.is(&["accept4"]) && c.ok())
+                    .and_then(|c| c.ret)
+                    .expect("an accepted client");
+                let closed = calls
+                    .iter()
+                    .rposition(|c| c.is(&["close"]) && c.arg(0) == fd.to_string())
+                    .unwrap_or_else(|| panic!("{mode}: close({fd}) not seen:\n{}", trace.story()));
+                let wait = calls[closed..]
+                    .iter()
+                    .position(|c| c.is(waits))
+                    .map(|i| closed + i)
+                    .unwrap_or_else(|| panic!("{mode}: no wait after close:\n{}", trace.story()));
+                let next = calls.get(wait + 1).expect("the calls after SIGTERM");
+                let slept = next.time - calls[wait].time;
+                assert!(
+                    slept >= 1.0,
+                    "{mode}: idle, yet the server called {} {slept:.3} s after it \
+                     started waiting:\n{}\n{}",
+                    next.name,
+                    calls[wait].line,
+                    next.line
+                );
+            });
+        }
+    });
+}
+
+#[test]
+fn hybrid_starts_its_workers_at_once_and_none_per_client() {
+    if !strace_usable("hybrid_starts_its_workers_at_once_and_none_per_client") {
+        return;
+    }
+    let server = Traced::start("hybrid", &["--workers", "4"], Some(STORY));
+    assert_clients_served(server.addr, 100, 2);
+    let trace = server.stop();
+
+    let first_accept = trace
+        .calls
+        .iter()
+        .position(|c| c.is(&["accept4"]) && c.ok())
+        .expect("an accepted client");
+    let started = |calls: &[Call]| {
+        calls
+            .iter()
+            .filter(|c| c.is(THREAD_STARTS) && c.ok())
+            .count()
+    };
+    assert_eq!(
+        started(&trace.calls[..first_accept]),
+        4,
+        "--workers 4: four workers before the first client:\n{}",
+        trace.excerpt(THREAD_STARTS)
+    );
+    assert_eq!(
+        started(&trace.calls[first_accept..]),
+        0,
+        "a thread started for a client:\n{}",
+        trace.excerpt(THREAD_STARTS)
+    );
+}
+
+#[test]
+fn trace_narration_lists_the_epoll_ctl_calls_strace_sees() {
+    if !strace_usable("trace_narration_lists_the_epoll_ctl_calls_strace_sees") {
+        return;
+    }
+    let server = Traced::start("epoll", &["--trace"], Some("epoll_ctl"));
+    assert_clients_served(server.addr, 5, 2);
+    half_close_session(server.addr);
+    let trace = server.stop();
+
+    // (op, fd) of each epoll_ctl, in order: as narrated on stderr, and as
+    // the kernel saw them.
+    let narrated: Vec<(String, String)> = trace
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("epoll_ctl("))
+        .map(|args| {
+            let args: Vec<&str> = args.split(", ").collect();
+            (args[1].to_string(), args[2].to_string())
+        })
+        .collect();
+    let seen: Vec<(String, String)> = trace
+        .calls
+        .iter()
+        .filter(|c| c.is(&["epoll_ctl"]))
+        .map(|c| (c.arg(1).to_string(), c.arg(2).to_string()))
+        .collect();
+    assert!(
+        seen.iter().any(|(op, _)| op == "EPOLL_CTL_ADD")
+            && seen.iter().any(|(op, _)| op == "EPOLL_CTL_DEL"),
+        "strace saw no ADD or no DEL: {seen:?}"
+    );
+    assert_eq!(
+        narrated, seen,
+        "--trace narration (left) against strace (right)"
+    );
+}
+
+#[test]
+fn attaching_and_detaching_strace_does_not_disturb_a_server() {
+    if !strace_usable("attaching_and_detaching_strace_does_not_disturb_a_server") {
+        return;
+    }
+    for &mode in ALL_MODES {
+        let server = Server::start(mode, &[]);
+        let client = server.connect();
+        ping_pong(&client, 1);
+
+        let Some(strace) = Attached::to(server.pid(), mode) else {
+            return; // the reason is printed
+        };
+        ping_pong(&client, 2); // served while traced
+        strace.detach();
+        ping_pong(&client, 2); // and after
+
+        drop(client);
+        let next = server.connect();
+        ping_pong(&next, 1);
+        drop(next);
+        let stopped = server.stop();
+        assert!(
+            stopped.status.success(),
+            "{mode}: {:?} after strace came and went; stderr: {}",
+            stopped.status,
+            stopped.stderr
+        );
+    }
+}
+
+#[test]
+fn sigstop_and_sigcont_do_not_disturb_a_server() {
+    // No strace needed: SIGSTOP/SIGCONT is what Ctrl-Z and `fg` send, and on
+    // Linux it makes epoll_wait (and a few other waits) return EINTR even
+    // with no handler installed (signal(7)).
+    for &mode in ALL_MODES {
+        let server = Server::start(mode, &[]);
+        let mut client = server.connect();
+        ping_pong(&client, 1);
+
+        kill(server.pid(), Signal::SIGSTOP).unwrap();
+        wait_for_state(server.pid(), 'T', mode);
+        client.write_all(b"ping\n").unwrap(); // sent while it is stopped
+        client
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut reply = [0u8; 5];
+        let early = client.read(&mut reply);
+        assert!(
+            matches!(&early, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
+            "{mode}: a stopped server replied: {early:?}"
+        );
+        kill(server.pid(), Signal::SIGCONT).unwrap();
+        client.set_read_timeout(Some(PATIENCE)).unwrap();
+        client
+            .read_exact(&mut reply)
+            .unwrap_or_else(|e| panic!("{mode}: no pong after SIGCONT: {e}"));
+        assert_eq!(&reply, b"pong\n", "{mode}");
+        ping_pong(&client, 2);
+
+        drop(client);
+        let next = server.connect();
+        ping_pong(&next, 1);
+        drop(next);
+        let stopped = server.stop();
+        assert!(
+            stopped.status.success(),
+            "{mode}: {:?} after SIGSTOP/SIGCONT; stderr: {}",
+            stopped.status,
+            stopped.stderr
+        );
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Can strace trace a child here? Asked once; the answer (or the reason it
+/// cannot) is kept for every test.
+fn strace_usable(test: &str) -> bool {
+    static USABLE: OnceLock<Result<(), String>> = OnceLock::new();
+    let usable = USABLE.get_or_init(|| {
+        let out = Command::new("strace")
+            .args(["-f", "-o", "/dev/null", "--", BIN, "--version"])
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err("strace is not installed".to_string())
+            }
+            Err(e) => Err(format!("cannot run strace: {e}")),
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(format!(
+                "strace cannot trace here (is ptrace allowed?): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
+    });
+    match usable {
+        Ok(()) => true,
+        Err(why) => skip(test, why),
+    }
+}
+
+/// Print why a test did not run (past the test harness's capture, so it is
+/// seen), or fail if `PINGPONG_REQUIRE_STRACE` is set. Returns false.
+fn skip(test: &str, why: &str) -> bool {
+    if std::env::var_os("PINGPONG_REQUIRE_STRACE").is_some() {
+        panic!("{test}: {why} (and PINGPONG_REQUIRE_STRACE is set)");
+    }
+    let _ = writeln!(io::stderr(), "skipped {test}: {why}");
+    false
+}
+
+/// `n` clients, `messages` pings each, all answered.
+fn assert_clients_served(addr: SocketAddr, n: usize, messages: usize) {
+    let out = run_client(
+        addr,
+        &[
+            "--num-clients",
+            &n.to_string(),
+            "--messages",
+            &messages.to_string(),
+            "--quiet",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{n} clients x {messages}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The course's half-close: two lines, the last without its newline, then
+/// our FIN; both are answered before the server's.
+fn half_close_session(addr: SocketAddr) {
+    let stream = connect(addr);
+    (&stream).write_all(b"ping\nhello").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let replies = read_to_end_with_timeout(&stream, PATIENCE);
+    assert_eq!(replies, b"pong\nhello", "replies to a half-closed client");
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Wait until `/proc/PID/stat` shows the process in `state` ('T': stopped).
+fn wait_for_state(pid: Pid, state: char, mode: &str) {
+    let until = Instant::now() + PATIENCE;
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // `pid (comm) S ...`: the state follows the last ')'.
+        let now = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        if now == Some(state) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{mode}: server never reached state {state} (now {now:?})"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A server started under `strace -f -ttt -o FILE`.
+struct Traced {
+    strace: Child,
+    /// The server's pid, from its start-up line (strace's is `strace.id()`).
+    server: Pid,
+    addr: SocketAddr,
+    mode: String,
+    log: PathBuf,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Traced {
+    /// `strace -f -ttt [-e trace=FILTER] -o FILE pingpong serve --mode MODE
+    /// --port 0 ARGS...`, once it has printed its start-up line.
+    fn start(mode: &str, args: &[&str], filter: Option<&str>) -> Traced {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let log = std::env::temp_dir().join(format!(
+            "pingpong-strace-{}-{}.log",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut command = Command::new("strace");
+        command.args(["-f", "-ttt", "-o"]).arg(&log);
+        if let Some(filter) = filter {
+            command.arg(format!("--trace={filter}"));
+        }
+        let mut strace = command
+            .args(["--", BIN, "serve", "--mode", mode, "--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strace");
+        let (banner, stdout) = first_line_then_rest(strace.stdout.take().unwrap());
+        let stderr = collect(strace.stderr.take().unwrap());
+        let Ok(banner) = banner.recv_timeout(PATIENCE) else {
+            let _ = strace.kill();
+            let _ = strace.wait();
+            panic!(
+                "{mode} server under strace printed no start-up line; stderr: {}",
+                stderr.join().unwrap_or_default()
+            );
+        };
+        // `listening on 127.0.0.1:4321 (mode epoll, pid 99)`
+        let (addr, pid) = banner
+            .trim_end()
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_once(" (mode "))
+            .and_then(|(addr, rest)| {
+                let pid = rest.strip_suffix(')')?.rsplit_once("pid ")?.1;
+                Some((addr.parse().ok()?, pid.parse().ok()?))
+            })
+            .unwrap_or_else(|| panic!("unexpected start-up line: {banner:?}"));
+        Traced {
+            strace,
+            server: Pid::from_raw(pid),
+            addr,
+            mode: mode.to_string(),
+            log,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// SIGTERM to the server (strace -o FILE ignores it), wait for both to
+    /// end, and read the transcript. A server that does not exit cleanly
+    /// fails the test.
+    fn stop(mut self) -> Transcript {
+        kill(self.server, Signal::SIGTERM).expect("SIGTERM the server");
+        let status = wait_timeout(&mut self.strace, PATIENCE).unwrap_or_else(|| {
+            panic!(
+                "{} server under strace still running {PATIENCE:?} after SIGTERM",
+                self.mode
+            )
+        });
+        let stdout = self.stdout.take().unwrap().join().unwrap_or_default();
+        let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
+        assert!(
+            status.success(),
+            "{} server under strace: {status:?}; stdout: {stdout}; stderr: {stderr}",
+            self.mode
+        );
+        let text = std::fs::read_to_string(&self.log).expect("read the strace log");
+        Transcript {
+            calls: parse(&text),
+            text,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if let Ok(None) = self.strace.try_wait() {
+            let _ = kill(self.server, Signal::SIGKILL);
+            let _ = self.strace.kill();
+            let _ = self.strace.wait();
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// `strace -f -p PID` attached to a running server.
+struct Attached {
+    strace: Child,
+}
+
+impl Attached {
+    /// Attach, and return once strace says it has. `None` (with the reason
+    /// printed) when this system does not let strace attach.
+    fn to(pid: Pid, mode: &str) -> Option<Attached> {
+        let mut strace = Command::new("strace")
+            .args(["-f", "-o", "/dev/null", "-p", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strace -p");
+        let (tx, stderr) = mpsc::channel();
+        let pipe = strace.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        match stderr.recv_timeout(PATIENCE) {
+            Ok(line) if line.contains("attached") => Some(Attached { strace }),
+            other => {
+                let _ = strace.kill();
+                let _ = strace.wait();
+                let why = match other {
+                    Ok(line) => line,
+                    Err(_) => "no word from strace".to_string(),
+                };
+                if why.contains("Operation not permitted") {
+                    skip(
+                        "attaching_and_detaching_strace_does_not_disturb_a_server",
+                        &format!("strace may not attach here: {why}"),
+                    );
+                    return None;
+                }
+                panic!("{mode}: strace -p {pid} did not attach: {why}");
+            }
+        }
+    }
+
+    /// SIGINT makes strace detach and exit.
+    fn detach(mut self) {
+        kill(Pid::from_raw(self.strace.id() as i32), Signal::SIGINT).unwrap();
+        let status = wait_timeout(&mut self.strace, PATIENCE);
+        assert!(status.is_some(), "strace -p did not detach on SIGINT");
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        if let Ok(None) = self.strace.try_wait() {
+            let _ = self.strace.kill();
+            let _ = self.strace.wait();
+        }
+    }
+}
+
+/// One system call from strace's transcript.
+#[derive(Debug)]
+struct Call {
+    /// The thread that made it.
+    #[allow(dead_code)] // shown in failure messages
+    pid: i32,
+    /// When it started, in seconds (`-ttt`).
+    time: f64,
+    name: String,
+    /// Everything between the parentheses.
+    args: String,
+    /// The return value; `None` for `?`.
+    ret: Option<i64>,
+    /// The whole line (both halves, when another thread split it).
+    line: String,
+}
+
+impl Call {
+    fn is(&self, names: &[&str]) -> bool {
+        names.contains(&self.name.as_str())
+    }
+
+    fn ok(&self) -> bool {
+        self.ret.is_some_and(|r| r >= 0)
+    }
+
+    /// The `i`th argument, split at top-level commas.
+    fn arg(&self, i: usize) -> &str {
+        split_args(&self.args).get(i).copied().unwrap_or("")
+    }
+
+    fn last_arg(&self) -> &str {
+        split_args(&self.args).last().copied().unwrap_or("")
+    }
+}
+
+/// `3, {a=1, b=2}, [4 5]` → `["3", "{a=1, b=2}", "[4 5]"]`.
+fn split_args(args: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    let mut in_string = false;
+    let bytes = args.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' if i == 0 || bytes[i - 1] != b'\\' => in_string = !in_string,
+            _ if in_string => {}
+            b'{' | b'[' | b'(' => depth += 1,
+            b'}' | b']' | b')' => depth -= 1,
+            b',' if depth == 0 => {
+                parts.push(args[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(args[start..].trim());
+    parts
+}
+
+/// Read an `strace -f -ttt` transcript: `PID SECONDS name(args) = ret ...`.
+/// A call another thread interrupted (`name(args <unfinished ...>` then
+/// `<... name resumed>rest`) is put back together; signals and exits are
+/// left out.
+fn parse(text: &str) -> Vec<Call> {
+    let mut calls = Vec::new();
+    let mut unfinished: HashMap<i32, (f64, String)> = HashMap::new();
+    for line in text.lines() {
+        // `-f` pads the pid field: `1234  1700000000.123456 read(...)`.
+        let Some((pid, rest)) = field(line) else {
+            continue;
+        };
+        let Some((time, body)) = field(rest) else {
+            continue;
+        };
+        let (Ok(pid), Ok(time)) = (pid.parse::<i32>(), time.parse::<f64>()) else {
+            continue;
+        };
+        let body = body.trim_start();
+        let (time, whole) = if let Some(head) = body.strip_suffix("<unfinished ...>") {
+            unfinished.insert(pid, (time, head.to_string()));
+            continue;
+        } else if let Some(tail) = body.strip_prefix("<... ") {
+            let Some((_, tail)) = tail.split_once(" resumed>") else {
+                continue;
+            };
+            let Some((started, head)) = unfinished.remove(&pid) else {
+                continue;
+            };
+            (started, format!("{head}{tail}"))
+        } else {
+            (time, body.to_string())
+        };
+        if let Some(call) = parse_call(pid, time, &whole) {
+            calls.push(call);
+        }
+    }
+    calls
+}
+
+/// The next space-separated field, and what follows it.
+fn field(s: &str) -> Option<(&str, &str)> {
+    let s = s.trim_start();
+    let end = s.find(' ')?;
+    Some((&s[..end], &s[end..]))
+}
+
+/// `name(args) = ret [...]` → a [`Call`].
+fn parse_call(pid: i32, time: f64, text: &str) -> Option<Call> {
+    let open = text.find('(')?;
+    let name = &text[..open];
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return None; // `--- SIGTERM ...`, `+++ exited ...`
+    }
+    // The last ` = ` after the closing parenthesis (strace pads short
+    // calls: `listen(3, 128)    = 0`).
+    let (close, equals) = text.rmatch_indices(" = ").find_map(|(at, _)| {
+        let call = text[..at].trim_end();
+        call.ends_with(')').then(|| (call.len() - 1, at))
+    })?;
+    let ret = text[equals + 3..]
+        .split_whitespace()
+        .next()
+        .and_then(|r| r.parse().ok());
+    Some(Call {
+        pid,
+        time,
+        name: name.to_string(),
+        args: text[open + 1..close].to_string(),
+        ret,
+        line: text.to_string(),
+    })
+}
+
+/// What strace saw of one run, and what the server said on stderr.
+struct Transcript {
+    calls: Vec<Call>,
+    text: String,
+    stderr: String,
+}
+
+impl Transcript {
+    fn count(&self, names: &[&str]) -> usize {
+        self.calls.iter().filter(|c| c.is(names)).count()
+    }
+
+    /// Threads started: clone/clone3 calls that returned a thread id.
+    fn threads_started(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| c.is(THREAD_STARTS) && c.ok())
+            .count()
+    }
+
+    /// The calls from `listen()` on: the server's own, after the loader's
+    /// and the runtime's start-up.
+    fn after_listen(&self) -> &[Call] {
+        let at = self
+            .calls
+            .iter()
+            .position(|c| c.is(&["listen"]))
+            .unwrap_or_else(|| panic!("no listen() in the transcript:\n{}", self.story()));
+        &self.calls[at..]
+    }
+
+    fn listener_fd(&self) -> i64 {
+        self.after_listen()[0]
+            .arg(0)
+            .parse()
+            .expect("listen(FD, ...)")
+    }
+
+    /// The transcript from `socket()` on, cut to a readable length.
+    fn story(&self) -> String {
+        let lines: Vec<&str> = self
+            .text
+            .lines()
+            .skip_while(|l| !l.contains("socket("))
+            .collect();
+        let shown = lines.len().min(80);
+        let mut s = lines[..shown].join("\n");
+        if lines.len() > shown {
+            s += &format!("\n... ({} more lines)", lines.len() - shown);
+        }
+        s
+    }
+
+    /// The lines for these calls, cut to a readable length.
+    fn excerpt(&self, names: &[&str]) -> String {
+        let lines: Vec<&str> = self
+            .calls
+            .iter()
+            .filter(|c| c.is(names))
+            .map(|c| c.line.as_str())
+            .take(40)
+            .collect();
+        lines.join("\n")
+    }
+}
+
+/// A thread handing over the first line at once, then keeping the rest (so
+/// the child never blocks on a full pipe).
+fn first_line_then_rest(
+    pipe: impl Read + Send + 'static,
+) -> (mpsc::Receiver<String>, JoinHandle<String>) {
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return String::new();
+        }
+        let _ = tx.send(line);
+        let mut rest = String::new();
+        let _ = reader.read_to_string(&mut rest);
+        rest
+    });
+    (rx, handle)
+}
+
+fn collect(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return Some(status);
+        }
+        if Instant::now() > until {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn transcripts_are_read_like_strace_writes_them() {
+    // The parser itself, on lines as strace 6 writes them.
+    let text = "\
+101 1700000000.000100 listen(3, 128)    = 0
+101 1700000000.000200 accept4(3,  <unfinished ...>
+102 1700000000.000300 read(5, \"a, b\", 16384) = 4
+101 1700000000.000400 <... accept4 resumed>{sa_family=AF_INET, sin_port=htons(1), \
+sin_addr=inet_addr(\"127.0.0.1\")}, [128 => 16], SOCK_CLOEXEC|SOCK_NONBLOCK) = 8
+101 1700000000.000500 --- SIGTERM {si_signo=SIGTERM} ---
+101 1700000000.000600 epoll_wait(4, 0x55, 64, -1) = -1 EINTR (Interrupted system call)
+101 1700000000.000700 +++ exited with 0 +++
+";
+    let calls = parse(text);
+    let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["listen", "read", "accept4", "epoll_wait"]);
+    let accept = &calls[2];
+    assert_eq!((accept.time, accept.ret), (1700000000.0002, Some(8)));
+    assert_eq!(accept.last_arg(), "SOCK_CLOEXEC|SOCK_NONBLOCK");
+    assert_eq!(calls[1].arg(1), "\"a, b\"");
+    assert_eq!(calls[3].ret, Some(-1));
+    assert!(!calls[3].ok());
+}
