@@ -78,5 +78,5 @@ $(C_EPOLL): $(PEERS)/c-epoll-server.c
 
 bench: build $(if $(BENCH_PEER),$(C_EPOLL)) ## quick benchmark of every mode (~1 min): bench-out/report.md
 	$(BIN) bench --quick $(BENCH_PEER) $(ARGS)
-bench-full: build $(if $(BENCH_PEER),$(C_EPOLL)) ## full benchmark (~10 min): 1 to 10,000 connections, 3 s windows
+bench-full: build $(if $(BENCH_PEER),$(C_EPOLL)) ## full benchmark (~6 min): 1 to 10,000 connections, 3 s windows
 	$(BIN) bench $(BENCH_PEER) $(ARGS)

@@ -241,12 +241,15 @@ pub fn serve(mode: Mode, config: &Config) -> io::Result<Summary> {
             ));
         }
     }
+    // Several event loops (`--workers N` in a selector mode) each bind their
+    // own listener to the port: every one of them needs SO_REUSEPORT.
+    let reuse_port = matches!(mode, Mode::Selector(_)) && config.workers.unwrap_or(1) > 1;
     let listener = net::listen(
         &config.host,
         config.port,
         config.backlog,
         mode.nonblocking_listener(),
-        false,
+        reuse_port,
     )?;
     announce(&listener, mode)?;
     match mode {

@@ -1,0 +1,615 @@
+//! The figures of each run, their medians over repeats, and how they are
+//! shown: a table on stdout and `report.md` (the charts are in `charts.rs`).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::workloads::{bytes, Family, Run};
+
+/// Every figure a run can report. Not every run has every figure: a peer
+/// has no counters of its own, an echo load has a bandwidth, only the hold
+/// test has a memory cost per connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fig {
+    /// Round trips completed per second (all connections).
+    Rps,
+    /// Active connections that got no reply in the whole window.
+    Starved,
+    /// Payload echoed per second, one direction (echo loads).
+    MiBps,
+    /// Latency percentiles, nanoseconds.
+    P50,
+    P99,
+    P999,
+    /// Server CPU time (user + system, all threads) per round trip, ns.
+    CpuPerRt,
+    /// Share of that CPU time spent in user space, percent.
+    UserShare,
+    /// The load generator's own CPU time per round trip, ns: how much of
+    /// the machine the measuring took.
+    ClientCpuPerRt,
+    /// System calls per round trip by the server's own counters.
+    SyscallsPerRt,
+    /// System calls per round trip counted by `perf` (every call).
+    PerfPerRt,
+    /// Events handed out per wake-up of the selector.
+    EventsPerWakeup,
+    /// Context switches of the server per round trip.
+    CtxPerRt,
+    /// Server threads during the measurement.
+    Threads,
+    /// Peak resident memory (VmHWM), bytes.
+    PeakRss,
+    /// Resident memory per idle connection (hold test), bytes.
+    RssPerConn,
+}
+
+impl Fig {
+    pub const ALL: [Fig; 16] = [
+        Fig::Rps,
+        Fig::Starved,
+        Fig::MiBps,
+        Fig::P50,
+        Fig::P99,
+        Fig::P999,
+        Fig::CpuPerRt,
+        Fig::UserShare,
+        Fig::ClientCpuPerRt,
+        Fig::SyscallsPerRt,
+        Fig::PerfPerRt,
+        Fig::EventsPerWakeup,
+        Fig::CtxPerRt,
+        Fig::Threads,
+        Fig::PeakRss,
+        Fig::RssPerConn,
+    ];
+
+    /// The column heading in report.md.
+    fn heading(self) -> &'static str {
+        match self {
+            Fig::Rps => "round trips/s",
+            Fig::Starved => "starved conns",
+            Fig::MiBps => "MiB/s",
+            Fig::P50 => "p50",
+            Fig::P99 => "p99",
+            Fig::P999 => "p99.9",
+            Fig::CpuPerRt => "CPU/rt",
+            Fig::UserShare => "user %",
+            Fig::ClientCpuPerRt => "client CPU/rt",
+            Fig::SyscallsPerRt => "syscalls/rt",
+            Fig::PerfPerRt => "perf syscalls/rt",
+            Fig::EventsPerWakeup => "events/wakeup",
+            Fig::CtxPerRt => "ctx switches/rt",
+            Fig::Threads => "threads",
+            Fig::PeakRss => "peak RSS",
+            Fig::RssPerConn => "RSS/idle conn",
+        }
+    }
+
+    /// A value of this figure, for people.
+    pub fn show(self, v: f64) -> String {
+        match self {
+            Fig::Rps => rate(v),
+            Fig::P50 | Fig::P99 | Fig::P999 | Fig::CpuPerRt | Fig::ClientCpuPerRt => duration_ns(v),
+            Fig::MiBps => format!("{v:.0}"),
+            Fig::UserShare => format!("{v:.0}"),
+            Fig::SyscallsPerRt | Fig::PerfPerRt | Fig::EventsPerWakeup => format!("{v:.2}"),
+            Fig::CtxPerRt => format!("{v:.3}"),
+            Fig::Starved if v == 0.0 => "-".into(),
+            Fig::Threads | Fig::Starved => format!("{v:.0}"),
+            Fig::PeakRss | Fig::RssPerConn => bytes(v),
+        }
+    }
+}
+
+/// How the `syscalls/rt` figure was counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SyscallMethod {
+    /// Counters read over the measured window (SIGUSR1 before and after).
+    #[default]
+    Window,
+    /// The exit line's total over every round trip of the server's life,
+    /// warm-up and connection set-up included (modes without SIGUSR1).
+    Lifetime,
+}
+
+/// The figures of one run.
+#[derive(Clone, Debug, Default)]
+pub struct Measure {
+    pub values: [Option<f64>; Fig::ALL.len()],
+    /// `(quantile, latency ns)` for the percentile chart.
+    pub quantiles: Vec<(f64, f64)>,
+    pub method: SyscallMethod,
+    /// Things worth a footnote (a perf failure, a missing stats line).
+    pub notes: Vec<String>,
+}
+
+impl Measure {
+    pub fn set(&mut self, fig: Fig, value: f64) {
+        if value.is_finite() {
+            self.values[fig as usize] = Some(value);
+        }
+    }
+
+    pub fn get(&self, fig: Fig) -> Option<f64> {
+        self.values[fig as usize]
+    }
+}
+
+/// The quantiles drawn in the latency chart.
+pub const QUANTILES: [f64; 9] = [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999];
+
+/// Median and range of one figure over the repeats of a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(values: &mut [f64]) -> Option<Spread> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: values[0],
+            max: values[n - 1],
+        })
+    }
+}
+
+/// One row of the report: a run of the plan, and what its repeats gave.
+pub struct Row {
+    pub run: Run,
+    /// One entry per repeat: the figures, or why the run failed.
+    pub outcomes: Vec<Result<Measure, String>>,
+}
+
+impl Row {
+    /// The median and range of `fig` over the repeats that succeeded.
+    pub fn spread(&self, fig: Fig) -> Option<Spread> {
+        let mut values: Vec<f64> = self
+            .outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok()?.get(fig))
+            .collect();
+        Spread::of(&mut values)
+    }
+
+    /// The median of `fig`.
+    pub fn median(&self, fig: Fig) -> Option<f64> {
+        self.spread(fig).map(|s| s.median)
+    }
+
+    /// Median latency at each charted quantile.
+    pub fn quantiles(&self) -> Vec<(f64, f64)> {
+        QUANTILES
+            .iter()
+            .filter_map(|&q| {
+                let mut at: Vec<f64> = self
+                    .outcomes
+                    .iter()
+                    .filter_map(|o| o.as_ref().ok())
+                    .filter_map(|m| m.quantiles.iter().find(|(mq, _)| *mq == q).map(|p| p.1))
+                    .collect();
+                Spread::of(&mut at).map(|s| (q, s.median))
+            })
+            .collect()
+    }
+
+    /// Why the row has no figures: skipped, or every repeat failed.
+    pub fn reason(&self) -> Option<String> {
+        if let Some(skip) = &self.run.skip {
+            return Some(skip.clone());
+        }
+        if self.outcomes.iter().any(Result::is_ok) {
+            return None;
+        }
+        let first = self.outcomes.iter().find_map(|o| o.as_ref().err());
+        Some(format!(
+            "failed: {}",
+            first.map_or("not run", String::as_str)
+        ))
+    }
+
+    fn method(&self) -> SyscallMethod {
+        self.outcomes
+            .iter()
+            .find_map(|o| o.as_ref().ok())
+            .map(|m| m.method)
+            .unwrap_or_default()
+    }
+
+    /// One figure as a cell: the median, and with repeats its range.
+    fn cell(&self, fig: Fig, with_range: bool) -> String {
+        let Some(s) = self.spread(fig) else {
+            return "-".into();
+        };
+        let mut cell = fig.show(s.median);
+        if fig == Fig::SyscallsPerRt && self.method() == SyscallMethod::Lifetime {
+            cell.push('†');
+        }
+        if with_range && self.outcomes.len() > 1 && s.min != s.max {
+            let _ = write!(cell, " ({}–{})", fig.show(s.min), fig.show(s.max));
+        }
+        cell
+    }
+}
+
+/// `950`, `12.3k`, `156k`, `1.20M`.
+pub fn rate(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e5 {
+        format!("{:.0}k", v / 1e3)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// `850ns`, `12.3µs`, `4.56ms`, `2.01s`.
+pub fn duration_ns(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0}ns")
+    } else if ns < 1e6 {
+        format!("{:.1}µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2}ms", ns / 1e6)
+    } else {
+        format!("{:.2}s", ns / 1e9)
+    }
+}
+
+/// The columns of the stdout table.
+const TABLE: [Fig; 11] = [
+    Fig::Rps,
+    Fig::Starved,
+    Fig::P50,
+    Fig::P99,
+    Fig::P999,
+    Fig::CpuPerRt,
+    Fig::SyscallsPerRt,
+    Fig::PerfPerRt,
+    Fig::Threads,
+    Fig::PeakRss,
+    Fig::RssPerConn,
+];
+
+/// The table printed on stdout: one line per run, medians (and the range
+/// of round trips/s when runs were repeated).
+pub fn table(rows: &[Row]) -> String {
+    let headings = [
+        "workload", "server", "rt/s", "starved", "p50", "p99", "p99.9", "CPU/rt", "sc/rt",
+        "perf/rt", "thr", "peak RSS", "RSS/conn",
+    ];
+    let mut lines: Vec<Vec<String>> = vec![headings.iter().map(|h| h.to_string()).collect()];
+    let mut last_workload = String::new();
+    for row in rows {
+        let label = row.run.workload.label();
+        let shown = if label == last_workload {
+            String::new()
+        } else {
+            label.clone()
+        };
+        last_workload = label;
+        let mut line = vec![shown, row.run.target.to_string()];
+        match row.reason() {
+            Some(reason) => line.push(reason),
+            None => {
+                for fig in TABLE {
+                    line.push(row.cell(fig, fig == Fig::Rps));
+                }
+            }
+        }
+        lines.push(line);
+    }
+    let columns = headings.len();
+    let mut widths = vec![0; columns];
+    for line in &lines {
+        // A reason spans the figure columns: it does not widen them.
+        if line.len() == columns {
+            for (w, cell) in widths.iter_mut().zip(line) {
+                *w = (*w).max(cell.chars().count());
+            }
+        } else {
+            for (w, cell) in widths.iter_mut().zip(line.iter().take(2)) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    for line in &lines {
+        for (i, cell) in line.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            if i < 2 || line.len() < columns {
+                out += cell;
+                if i + 1 < line.len() {
+                    out += &" ".repeat(pad + 2);
+                }
+            } else {
+                out += &" ".repeat(pad);
+                out += cell;
+                if i + 1 < line.len() {
+                    out += "  ";
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// What report.md says about the machine and the run.
+pub struct Context {
+    pub command: String,
+    pub started: SystemTime,
+    pub elapsed_secs: f64,
+    pub secs: f64,
+    pub warmup: f64,
+    pub repeat: usize,
+    pub nofile_note: String,
+    pub perf_note: String,
+    pub charts: Vec<(String, String)>,
+}
+
+/// Write `report.md` into `dir`.
+pub fn write_markdown(dir: &Path, rows: &[Row], ctx: &Context) -> io::Result<()> {
+    let mut md = String::new();
+    let _ = writeln!(md, "# pingpong bench\n");
+    let _ = writeln!(md, "```\n{}\n```\n", ctx.command);
+    let _ = writeln!(md, "## Environment\n");
+    let _ = writeln!(md, "| | |\n|---|---|");
+    for (k, v) in environment(ctx) {
+        let _ = writeln!(md, "| {k} | {v} |");
+    }
+    let _ = writeln!(md, "\n## How each figure is measured\n");
+    md += METHOD;
+    let _ = writeln!(md, "\n## Results\n");
+    let mut i = 0;
+    while i < rows.len() {
+        let label = rows[i].run.workload.label();
+        let end = rows[i..]
+            .iter()
+            .position(|r| r.run.workload.label() != label)
+            .map_or(rows.len(), |n| i + n);
+        workload_table(&mut md, &rows[i..end]);
+        i = end;
+    }
+    let _ = writeln!(md, "## Charts\n");
+    for (file, caption) in &ctx.charts {
+        let _ = writeln!(md, "### {caption}\n\n![{caption}]({file})\n");
+    }
+    let notes: Vec<String> = rows
+        .iter()
+        .flat_map(|row| {
+            let who = format!("{} / {}", row.run.workload.label(), row.run.target);
+            let failures = row
+                .outcomes
+                .iter()
+                .filter_map(|o| o.as_ref().err())
+                .map(move |e| format!("failed: {e}"));
+            let notes = row
+                .outcomes
+                .iter()
+                .filter_map(|o| o.as_ref().ok())
+                .flat_map(|m| m.notes.iter().cloned());
+            failures
+                .chain(notes)
+                .map(move |n| format!("- {who}: {n}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(md, "## Notes\n\n{}\n", notes.join("\n"));
+    }
+    fs::write(dir.join("report.md"), md)
+}
+
+/// One workload's table in report.md: every figure that any row has.
+fn workload_table(md: &mut String, rows: &[Row]) {
+    let Some(first) = rows.first() else { return };
+    let w = &first.run.workload;
+    let _ = writeln!(md, "### {}\n", w.label());
+    let _ = writeln!(md, "{}\n", describe(w));
+    let figs: Vec<Fig> = Fig::ALL
+        .into_iter()
+        .filter(|&f| rows.iter().any(|r| r.spread(f).is_some()))
+        .collect();
+    let _ = write!(md, "| server |");
+    for f in &figs {
+        let _ = write!(md, " {} |", f.heading());
+    }
+    let _ = write!(md, "\n|---|");
+    for _ in &figs {
+        md.push_str("---:|");
+    }
+    md.push('\n');
+    for row in rows {
+        let _ = write!(md, "| {} |", row.run.target);
+        match row.reason() {
+            Some(reason) => {
+                let _ = write!(md, " {reason} |");
+                for _ in 1..figs.len() {
+                    md.push_str(" |");
+                }
+            }
+            None => {
+                for &f in &figs {
+                    let _ = write!(md, " {} |", row.cell(f, true));
+                }
+            }
+        }
+        md.push('\n');
+    }
+    md.push('\n');
+}
+
+/// One sentence on what a workload does to the server.
+fn describe(w: &super::workloads::Workload) -> String {
+    match w.family {
+        Family::Ping if w.clients == 1 => {
+            "1 connection, sending `ping` and waiting for `pong` before the next.".to_string()
+        }
+        Family::Ping => format!(
+            "{} connections, each sending `ping` and waiting for `pong` before the next.",
+            w.clients
+        ),
+        Family::Echo => format!(
+            "{} connections, each sending a line of {} (newline included) and waiting for it to come back.",
+            w.clients,
+            bytes(w.size as f64)
+        ),
+        Family::Pipeline => format!(
+            "{} connections, each keeping {} pings in flight: the server reads many lines per wake-up.",
+            w.clients, w.pipeline
+        ),
+        Family::Slow => format!(
+            "{} connections, one ping in flight each, and a handler that spends {} ms per request \
+             (`--work-ms`). A single event loop answers at most {:.0}/s; N threads at most N × {:.0}/s.",
+            w.clients,
+            w.work_ms,
+            1000.0 / w.work_ms as f64,
+            1000.0 / w.work_ms as f64
+        ),
+        Family::Hold => format!(
+            "{} idle connections (each sent one ping, then fell silent) beside {} active ones. \
+             RSS/idle conn = (RSS after opening them − RSS before) / {}; the round trips are the \
+             active connections', with every idle one still registered.",
+            w.idle, w.clients, w.idle
+        ),
+    }
+}
+
+const METHOD: &str = "\
+- **round trips/s**: replies received by the load generator during the measured window, \
+divided by its length. The generator is one thread with non-blocking sockets on pingpong's \
+own selector (level-triggered epoll); each connection is a closed loop.
+- **starved conns**: active connections that received no reply during the whole window. \
+A pool of N threads serves N connections at a time, each until it closes; the others wait in \
+its queue, so their requests never complete and the latency figures cover the served ones only.
+- **p50/p99/p99.9**: latency of each request from the moment it was queued to the moment its \
+whole reply arrived, in an HDR histogram (3 significant digits).
+- **CPU/rt**: the server's CPU time (user + system, every thread) over the window, read from \
+the kernel's per-process CPU clock, divided by the round trips. **user %** splits it with \
+`utime`/`stime` of `/proc/PID/stat`. **client CPU/rt** is the same for the load generator \
+itself: what measuring cost the machine.
+- **syscalls/rt**: the server's own counters (`stats:` line). Selector and hybrid modes print \
+them on SIGUSR1, so the figure covers exactly the window. † marks modes that only print them \
+at exit: total calls over the server's life divided by every round trip of its life (warm-up \
+and connection set-up included). Peers have no counters.
+- **perf syscalls/rt**: every system call of the server (futex and clone included), counted by \
+`perf stat -e raw_syscalls:sys_enter -p PID` over a separate short window after the measured \
+one (so the tracepoint's cost does not land in CPU/rt). perf attaches with its counter off and \
+is switched on and off through its control FIFO (`--control`), so the window is exact.
+- **events/wakeup**: events the selector handed out per return of its wait, over the window.
+- **ctx switches/rt**: voluntary + involuntary context switches of all server threads \
+(`/proc/PID/task/*/status`) over the window, per round trip.
+- **threads**, **peak RSS**: `Threads` and `VmHWM` of `/proc/PID/status` at the end of the window.
+- **RSS/idle conn**: hold test only; see its workload.
+- Requests of `--size` N are lines of N bytes (N − 1 `x` and a newline) in the line protocol, \
+so peers that speak only lines are measured on the same load. The load generator and the \
+server share the machine's cores: ratios between servers measured in one run hold, absolute \
+figures vary from machine to machine.
+";
+
+/// Machine, kernel, date, limits: the rows of the environment table.
+fn environment(ctx: &Context) -> Vec<(&'static str, String)> {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown".to_string(), |(_, m)| m.trim().to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or("unknown".to_string(), |k| k.trim().to_string());
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or("unknown".to_string(), |kib| bytes(kib * 1024.0));
+    vec![
+        ("date (UTC)", utc(ctx.started)),
+        ("CPU", model),
+        ("cores", cores.to_string()),
+        ("memory", memory),
+        ("kernel", format!("Linux {kernel}")),
+        (
+            "windows",
+            format!(
+                "{} s measured after {} s of warm-up, {} repeat(s), interleaved",
+                ctx.secs, ctx.warmup, ctx.repeat
+            ),
+        ),
+        ("file descriptors", ctx.nofile_note.clone()),
+        ("perf", ctx.perf_note.clone()),
+        ("whole run", format!("{:.0} s", ctx.elapsed_secs)),
+    ]
+}
+
+/// `2025-01-31 14:05:09`, from the system clock, without a date crate:
+/// days since 1970 to a civil date (Howard Hinnant's algorithm).
+pub fn utc(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates_come_out_right() {
+        assert_eq!(utc(UNIX_EPOCH), "1970-01-01 00:00:00");
+        let t = UNIX_EPOCH + Duration::from_secs(951_827_696); // leap day 2000
+        assert_eq!(utc(t), "2000-02-29 12:34:56");
+    }
+
+    #[test]
+    fn figures_read_like_people_write_them() {
+        assert_eq!(rate(156_000.0), "156k");
+        assert_eq!(rate(12_340.0), "12.3k");
+        assert_eq!(duration_ns(6_300.0), "6.3µs");
+        assert_eq!(duration_ns(2_000_000_000.0), "2.00s");
+    }
+
+    #[test]
+    fn medians_and_ranges() {
+        let s = Spread::of(&mut [3.0, 1.0, 2.0, 10.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 10.0));
+        assert!(Spread::of(&mut []).is_none());
+    }
+}
