@@ -139,6 +139,9 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
         perf: args.perf && SyscallCounter::available(),
     };
     let (nofile, nofile_note) = raise_nofile();
+    // rlim_t is u64 on Linux but i64 on FreeBSD: one conversion for both.
+    #[allow(clippy::useless_conversion)]
+    let nofile = u64::try_from(nofile).unwrap_or(0);
     eprintln!("{nofile_note}");
     let perf_note = if !args.perf {
         "not used (--perf false)".to_string()
@@ -187,7 +190,7 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
         idle: args.hold,
         workers: &args.workers,
         edge: args.edge,
-        nofile: u64::try_from(nofile).unwrap_or(0),
+        nofile,
         pool_size: crate::server::default_workers(),
     });
     if modes.contains(&BenchMode::Blocking) {
