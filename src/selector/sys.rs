@@ -471,6 +471,24 @@ pub fn signal_pipe(signals: &[nix::sys::signal::Signal]) -> io::Result<OwnedFd> 
     Ok(read)
 }
 
+// ------------------------------------------------------------ searching
+
+/// `memchr(haystack, byte, len)` (`man 3 memchr`): the index of the first
+/// `byte`. The C library's version scans 32 or 64 bytes per instruction with
+/// SIMD; a 64 KiB line is searched in about a microsecond. It is the same
+/// function the C reference server calls.
+pub fn memchr(byte: u8, haystack: &[u8]) -> Option<usize> {
+    let start = haystack.as_ptr();
+    // SAFETY: the pointer and length describe a live slice, and memchr reads
+    // at most `len` bytes from the pointer.
+    let found = unsafe { libc::memchr(start.cast(), libc::c_int::from(byte), haystack.len()) };
+    if found.is_null() {
+        None
+    } else {
+        Some(found as usize - start as usize)
+    }
+}
+
 // ----------------------------------------------------- measuring (the bench)
 
 /// CPU time a whole process has used, all threads, in nanoseconds:

@@ -663,7 +663,14 @@ fn answer(conn: &mut Conn, input: &[u8], replies: &mut Vec<u8>, max_line: usize)
         conn.inb.extend_from_slice(&input[answered.consumed..]);
         answered
     } else {
+        // The start of a line was waiting. Unless this read finishes it (or
+        // makes it too long), it is only appended: what is already in `inb`
+        // has been searched for a newline once and is not searched again.
+        let finished = protocol::find_newline(input).is_some();
         conn.inb.extend_from_slice(input);
+        if !finished && conn.inb.len() <= max_line {
+            return 0;
+        }
         let answered = protocol::respond(&conn.inb, replies, max_line);
         conn.inb.drain(..answered.consumed);
         answered
