@@ -36,7 +36,9 @@ const LINGER: Duration = Duration::from_secs(2);
 pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
     // The signal handler writes to this pipe, and, since it is installed
     // without SA_RESTART, makes the blocked accept or read return EINTR.
-    let _signals = sys::signal_pipe(&[Signal::SIGINT, Signal::SIGTERM])?;
+    // SIGUSR1 (the others' "print your counters") is caught too, so it does not
+    // kill this mode; it only interrupts a read, which is then retried.
+    let _signals = sys::signal_pipe(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1])?;
     let stop = sys::stop_requested;
     let totals = Totals::default();
     let mut calls = Syscalls::new(config.trace);

@@ -644,7 +644,11 @@ impl EventLoop {
             Backend::Poll => vec![("poll", stats.waits)],
             Backend::Select => vec![("select", stats.waits)],
         };
-        syscalls.extend(self.calls.named());
+        let mut calls = self.calls.clone();
+        if let Some(pool) = &self.pool {
+            calls.write += pool.wakes(); // the workers' write(eventfd)s so far
+        }
+        syscalls.extend(calls.named());
         Summary {
             totals: self.totals.snapshot(),
             syscalls,

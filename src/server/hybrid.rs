@@ -121,6 +121,11 @@ impl Pool {
         self.outbox.waker.read_fd()
     }
 
+    /// The `write(eventfd)` calls the workers have made so far.
+    pub(super) fn wakes(&self) -> u64 {
+        self.outbox.wakes.load(Relaxed)
+    }
+
     /// Close the queue, let the workers finish what they hold, and count
     /// the threads started and the wake-ups they wrote.
     pub(super) fn finish(self, calls: &mut Syscalls) {

@@ -71,6 +71,7 @@ pub fn serve(
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGINT);
     signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGUSR1);
     signals.thread_block()?;
     let wake_addr = listener.local_addr()?;
     let watcher = {
@@ -203,10 +204,25 @@ fn refuse(fd: OwnedFd, addr: &SocketAddr, calls: &mut Syscalls) {
     calls.close(fd, &format!("{addr}: server busy"));
 }
 
-/// Wait for SIGINT/SIGTERM, then end everything gently.
+/// Wait for SIGINT/SIGTERM, then end everything gently; on SIGUSR1 print the
+/// counters (`--stats`).
 fn watch_signals(signals: SigSet, shared: &Shared, wake_addr: SocketAddr) {
-    if signals.wait().is_err() {
-        return;
+    loop {
+        match signals.wait() {
+            // The counters so far. System calls are added up per connection
+            // as it ends, so those of connections still open are not in yet.
+            Ok(Signal::SIGUSR1) => {
+                let syscalls = shared.calls.lock().map(|c| c.named()).unwrap_or_default();
+                let summary = Summary {
+                    totals: shared.totals.snapshot(),
+                    syscalls,
+                    wakeups: None,
+                };
+                eprintln!("{}", summary.stats_line());
+            }
+            Ok(_) => break,
+            Err(_) => return,
+        }
     }
     shared.stopping.store(true, SeqCst);
     // Each worker sees EOF on its next read, writes what it owes, leaves.
