@@ -550,12 +550,10 @@ impl EventLoop {
                 // close(2) sends our FIN after the last reply: the client
                 // reads EOF, the half-close the protocol promises.
                 Phase::Draining => return self.close(fd, "client done"),
-                Phase::Closing(_) => {
+                Phase::Closing(reason) => {
                     // Everything owed is sent: our FIN, then discard input.
-                    if calls
-                        .shutdown_write(fd, "all replies sent: our FIN")
-                        .is_err()
-                    {
+                    let why = format!("{reason}: the last reply is sent, our FIN");
+                    if calls.shutdown_write(fd, &why).is_err() {
                         return self.close(fd, "shutdown failed");
                     }
                     conn.phase = Phase::Lingering;
@@ -724,11 +722,5 @@ fn send(conn: &Conn, buf: &[u8], calls: &mut Syscalls, totals: &Totals) -> io::R
         }
         Err(e) if is_transient(&e) => Ok(0),
         Err(e) => Err(e),
-    }
-}
-
-impl std::fmt::Debug for Conn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "client {} ({:?})", self.addr, self.phase)
     }
 }
