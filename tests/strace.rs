@@ -17,13 +17,16 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{ping_pong, read_to_end_with_timeout, run_client, Server, ALL_MODES, BIN, PATIENCE};
+use common::{
+    collect, ping_pong, read_first_line_then_rest, read_to_end_with_timeout, run_client,
+    wait_timeout, Server, ALL_MODES, BIN, PATIENCE,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -577,7 +580,7 @@ impl Traced {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn strace");
-        let (banner, stdout) = first_line_then_rest(strace.stdout.take().unwrap());
+        let (banner, stdout) = read_first_line_then_rest(strace.stdout.take().unwrap());
         let stderr = collect(strace.stderr.take().unwrap());
         let Ok(banner) = banner.recv_timeout(PATIENCE) else {
             let _ = strace.kill();
@@ -904,47 +907,6 @@ impl Transcript {
             .take(40)
             .collect();
         lines.join("\n")
-    }
-}
-
-/// A thread handing over the first line at once, then keeping the rest (so
-/// the child never blocks on a full pipe).
-fn first_line_then_rest(
-    pipe: impl Read + Send + 'static,
-) -> (mpsc::Receiver<String>, JoinHandle<String>) {
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return String::new();
-        }
-        let _ = tx.send(line);
-        let mut rest = String::new();
-        let _ = reader.read_to_string(&mut rest);
-        rest
-    });
-    (rx, handle)
-}
-
-fn collect(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let until = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            return Some(status);
-        }
-        if Instant::now() > until {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -155,12 +155,14 @@ fn parse_banner(line: &str, mode: &str, pid: u32) -> SocketAddr {
     addr
 }
 
-/// A thread that hands over stdout's first line at once, then keeps
+/// A thread that hands over a pipe's first line at once, then keeps
 /// everything after it (so the child never blocks on a full pipe).
-fn read_first_line_then_rest(stdout: ChildStdout) -> (mpsc::Receiver<String>, JoinHandle<String>) {
+pub fn read_first_line_then_rest(
+    pipe: impl Read + Send + 'static,
+) -> (mpsc::Receiver<String>, JoinHandle<String>) {
     let (tx, rx) = mpsc::channel();
     let handle = thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
+        let mut reader = BufReader::new(pipe);
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return String::new(); // dropping tx tells start() the server died
@@ -173,7 +175,8 @@ fn read_first_line_then_rest(stdout: ChildStdout) -> (mpsc::Receiver<String>, Jo
     (rx, handle)
 }
 
-fn collect(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+/// A thread reading a pipe to its end.
+pub fn collect(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes);
@@ -181,7 +184,8 @@ fn collect(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+/// The child's exit status, or `None` if it runs longer than `timeout`.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let until = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("wait for child") {
