@@ -177,15 +177,7 @@ fn throughput(path: &Path, rows: &[Row], palette: &Colors) -> Result<bool> {
         .label_style((FONT, 14))
         .draw()?;
     for name in &names {
-        let color = palette.of(name);
-        let pts = points(name);
-        chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-            .label(name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        line(&mut chart, name, points(name), palette.of(name))?;
     }
     legend(&mut chart)?;
     root.present()?;
@@ -233,14 +225,7 @@ fn latency(path: &Path, rows: &[&Row], label: &str, palette: &Colors) -> Result<
         .label_style((FONT, 14))
         .draw()?;
     for (name, pts) in &series {
-        let color = palette.of(name);
-        chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-            .label(name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        line(&mut chart, name, pts.to_vec(), palette.of(name))?;
     }
     legend(&mut chart)?;
     root.present()?;
@@ -360,6 +345,25 @@ fn bars(
     }
     root.present()?;
     Ok(true)
+}
+
+/// One server's line, a dot on each measured point, and its legend entry.
+fn line<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    name: &str,
+    pts: Vec<(f64, f64)>,
+    color: RGBAColor,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+    Ok(())
 }
 
 fn legend<'a, X, Y>(chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>) -> Result<()>
