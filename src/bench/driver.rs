@@ -59,6 +59,19 @@ struct Conn {
     last_reply: Option<Instant>,
 }
 
+impl Conn {
+    /// Queue requests, stamped `now`, until `depth` are in flight; returns
+    /// how many were added (the closed loop: a reply makes room for one).
+    fn top_up(&mut self, now: Instant) -> usize {
+        let added = self.depth.saturating_sub(self.queued.len());
+        for _ in 0..added {
+            self.queued.push_back(now);
+        }
+        self.unsent += added;
+        added
+    }
+}
+
 /// The load generator. Build it with [`Driver::new`], open connections with
 /// [`Driver::connect`], then alternate [`Driver::run_for`] and
 /// [`Driver::drain`] while the caller samples the server in between.
@@ -163,11 +176,7 @@ impl Driver {
                 continue;
             };
             let conn = &mut key.data;
-            while conn.queued.len() < conn.depth {
-                conn.queued.push_back(now);
-                conn.unsent += 1;
-                self.in_flight += 1;
-            }
+            self.in_flight += conn.top_up(now);
             let interest = write_requests(conn, &self.requests, self.request_len)?;
             self.selector.modify(fd, interest)?;
         }
@@ -258,11 +267,7 @@ impl Driver {
                         }
                     }
                     if self.issuing {
-                        while conn.queued.len() < conn.depth {
-                            conn.queued.push_back(now);
-                            conn.unsent += 1;
-                            self.in_flight += 1;
-                        }
+                        self.in_flight += conn.top_up(now);
                     }
                 }
             }
