@@ -25,9 +25,10 @@ test: ## run every test: unit, selector contract suite, integration
 check-platforms: ## type-check and lint the crate for macOS, FreeBSD, NetBSD, OpenBSD
 	XCHECK_CLIPPY=1 scripts/check-platforms.sh
 
-lint: ## rustfmt and clippy, as CI runs them
+lint: ## rustfmt, clippy and rustdoc, as CI runs them
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
 
 run-epoll: build ## the selector server on epoll(7), 127.0.0.1:8000
 	$(BIN) serve --mode epoll --host $(HOST) --port $(PORT) $(ARGS)

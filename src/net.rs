@@ -4,7 +4,7 @@
 //! one function, on `nix`, so the calls read one to one against strace.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
@@ -63,17 +63,14 @@ pub fn listen(
     Ok(listener)
 }
 
-/// Accept one connection for a selector loop: non-blocking, close-on-exec,
-/// with the peer address (`accept4` on Linux; see [`crate::selector::sys::accept`]).
-pub fn accept(listener: &TcpListener) -> io::Result<(OwnedFd, SocketAddr)> {
-    crate::selector::sys::accept(listener.as_raw_fd(), true)
-}
-
-/// Accept one connection for a thread to serve: blocking, close-on-exec.
-/// Unlike `TcpListener::accept`, an interrupting signal returns EINTR.
-pub fn accept_blocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
-    let (fd, addr) = crate::selector::sys::accept(listener.as_raw_fd(), false)?;
-    Ok((TcpStream::from(fd), addr))
+/// Accept one connection, close-on-exec, with the peer's address; made
+/// non-blocking for a selector loop, left blocking for a thread to serve.
+/// `accept4(fd, &addr, &len, SOCK_CLOEXEC|SOCK_NONBLOCK)` on Linux (the
+/// code is in `selector/sys.rs`). Unlike `TcpListener::accept`, a signal
+/// interrupting it returns EINTR instead of retrying, so a blocking server
+/// hears SIGTERM.
+pub fn accept(listener: &TcpListener, nonblocking: bool) -> io::Result<(OwnedFd, SocketAddr)> {
+    crate::selector::sys::accept(listener.as_raw_fd(), nonblocking)
 }
 
 /// The name strace shows for [`accept`], for the summary line.

@@ -47,7 +47,7 @@ impl Syscalls {
     ) -> io::Result<(OwnedFd, SocketAddr)> {
         self.accept += 1;
         let fd = listener.as_raw_fd();
-        let r = crate::selector::sys::accept(fd, nonblocking);
+        let r = net::accept(listener, nonblocking);
         if self.trace {
             let flags = match (ACCEPT4, nonblocking) {
                 (false, _) => "",
