@@ -8,7 +8,7 @@ M ?= 10
 ARGS ?=
 
 .PHONY: help build test lint check-platforms run-epoll run-kqueue run-poll run-select run-threads \
-        run-pool run-blocking client demo-stall
+        run-pool run-hybrid run-blocking client demo-stall
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,6 +42,8 @@ run-threads: build ## a thread per client
 	$(BIN) serve --mode threads --host $(HOST) --port $(PORT) $(ARGS)
 run-pool: build ## a fixed pool of threads (--workers)
 	$(BIN) serve --mode pool --host $(HOST) --port $(PORT) $(ARGS)
+run-hybrid: build ## a selector loop for I/O, a pool of threads for the work (--workers)
+	$(BIN) serve --mode hybrid --host $(HOST) --port $(PORT) $(ARGS)
 run-blocking: build ## one client at a time
 	$(BIN) serve --mode blocking --host $(HOST) --port $(PORT) $(ARGS)
 
