@@ -50,7 +50,7 @@ run-blocking: build ## one client at a time
 client: build ## N clients (default 5) x M pings (default 10) against HOST:PORT
 	$(BIN) client --host $(HOST) --port $(PORT) --num-clients $(N) --messages $(M) $(ARGS)
 
-demo-stall: build ## slow handler (200 ms): the selector stalls everyone, threads do not
+demo-stall: build ## slow handler (200 ms): epoll stalls everyone; threads, pool and hybrid do not
 	@scripts/demo-stall.sh $(BIN)
 
 # ---- strace: watch the system calls go by (Linux; platform/ has the other OSes)
