@@ -145,10 +145,13 @@ fn throughput(path: &Path, rows: &[Row], palette: &Colors) -> Result<bool> {
         .iter()
         .filter(|r| r.run.workload.family == Family::Ping && !r.run.target.is_variant())
         .collect();
+    // A run that left connections unanswered (a pool smaller than the
+    // connection count) measured fewer clients than the axis says: no point.
     let points = |name: &str| -> Vec<(f64, f64)> {
         sweep
             .iter()
             .filter(|r| r.run.target.to_string() == name)
+            .filter(|r| r.median(Fig::Starved).unwrap_or(0.0) == 0.0)
             .filter_map(|r| Some((r.run.workload.clients as f64, r.median(Fig::Rps)?)))
             .collect()
     };
@@ -170,7 +173,7 @@ fn throughput(path: &Path, rows: &[Row], palette: &Colors) -> Result<bool> {
         .build_cartesian_2d((0.8f64..x_max).log_scale(), 0f64..y_max)?;
     chart
         .configure_mesh()
-        .x_desc("connections (one ping in flight each)")
+        .x_desc("connections (one ping in flight each; runs that starved some are left out)")
         .y_desc("round trips / s")
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| rate(*y))
