@@ -154,18 +154,28 @@ pub fn run_selector(config: &ClientConfig) -> io::Result<ClientReport> {
     for id in 1..=config.num_clients {
         let stream = TcpStream::connect((config.host.as_str(), config.port))?;
         stream.set_nonblocking(true)?;
+        // The first ping is queued now and goes out when the socket is
+        // writable; with nothing to send, say so at once (our FIN).
+        let nothing_to_send = config.messages == 0;
+        if nothing_to_send {
+            stream.shutdown(Shutdown::Write)?;
+        }
         let conn = Conn {
             id,
             stream,
             received: 0,
-            outb: b"ping\n".to_vec(),
+            outb: if nothing_to_send {
+                Vec::new()
+            } else {
+                b"ping\n".to_vec()
+            },
             inb: Vec::new(),
             bytes_sent: 0,
             bytes_received: 0,
-            done_sending: false,
+            done_sending: nothing_to_send,
         };
         let fd = conn.stream.as_raw_fd();
-        selector.register(fd, EVENT_READ | EVENT_WRITE, conn)?;
+        selector.register(fd, interest(&conn), conn)?;
     }
     let deadline = start + config.timeout;
     let mut ready = Vec::new();
