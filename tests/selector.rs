@@ -891,14 +891,7 @@ macro_rules! contract_suite {
     ) => {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         backend_module!(epoll, Epoll, $($all,)* $($edge,)* $($unlimited,)*);
-        #[cfg(any(
-            target_os = "macos",
-            target_os = "ios",
-            target_os = "freebsd",
-            target_os = "openbsd",
-            target_os = "netbsd",
-            target_os = "dragonfly"
-        ))]
+        #[cfg(kqueue)]
         backend_module!(kqueue, Kqueue, $($all,)* $($edge,)* $($unlimited,)*);
         backend_module!(poll, Poll, $($all,)* $($level,)* $($unlimited,)*);
         backend_module!(select, Select, $($all,)* $($level,)* $($limited,)*);

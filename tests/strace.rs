@@ -393,17 +393,23 @@ fn attaching_and_detaching_strace_does_not_disturb_a_server() {
         ping_pong(&client, 2); // and after
 
         drop(client);
-        let next = server.connect();
-        ping_pong(&next, 1);
-        drop(next);
-        let stopped = server.stop();
-        assert!(
-            stopped.status.success(),
-            "{mode}: {:?} after strace came and went; stderr: {}",
-            stopped.status,
-            stopped.stderr
-        );
+        serves_a_newcomer_then_stops(server, mode, "strace came and went");
     }
+}
+
+/// After `what`, a new client is still served and SIGTERM still ends the
+/// server cleanly.
+fn serves_a_newcomer_then_stops(server: Server, mode: &str, what: &str) {
+    let next = server.connect();
+    ping_pong(&next, 1);
+    drop(next);
+    let stopped = server.stop();
+    assert!(
+        stopped.status.success(),
+        "{mode}: {:?} after {what}; stderr: {}",
+        stopped.status,
+        stopped.stderr
+    );
 }
 
 #[test]
@@ -437,16 +443,7 @@ fn sigstop_and_sigcont_do_not_disturb_a_server() {
         ping_pong(&client, 2);
 
         drop(client);
-        let next = server.connect();
-        ping_pong(&next, 1);
-        drop(next);
-        let stopped = server.stop();
-        assert!(
-            stopped.status.success(),
-            "{mode}: {:?} after SIGSTOP/SIGCONT; stderr: {}",
-            stopped.status,
-            stopped.stderr
-        );
+        serves_a_newcomer_then_stops(server, mode, "SIGSTOP/SIGCONT");
     }
 }
 

@@ -90,28 +90,12 @@ pub(crate) mod sys;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue)]
 mod kqueue;
 mod poll;
 mod select;
 
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-)))]
+#[cfg(not(any(target_os = "linux", target_os = "android", kqueue)))]
 compile_error!("pingpong's selector supports Linux (epoll), macOS and the BSDs (kqueue)");
 
 /// A set of readiness events, with Python's names and bits.
@@ -238,14 +222,7 @@ impl Backend {
 enum Poller {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     Epoll(epoll::Poller),
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "openbsd",
-        target_os = "netbsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(kqueue)]
     Kqueue(kqueue::Poller),
     Poll(poll::Poller),
     // Boxed: two fd_set bitmaps make it ten times the size of the others.
@@ -258,14 +235,7 @@ macro_rules! dispatch {
         match $poller {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Poller::Epoll($p) => $call,
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "openbsd",
-                target_os = "netbsd",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(kqueue)]
             Poller::Kqueue($p) => $call,
             Poller::Poll($p) => $call,
             Poller::Select($p) => $call,
@@ -354,14 +324,7 @@ impl<T> Selector<T> {
         let poller = match backend {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Backend::Epoll => Poller::Epoll(epoll::Poller::new(edge)?),
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "openbsd",
-                target_os = "netbsd",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(kqueue)]
             Backend::Kqueue => Poller::Kqueue(kqueue::Poller::new(edge)?),
             Backend::Poll => Poller::Poll(poll::Poller::new()),
             Backend::Select => Poller::Select(Box::new(select::Poller::new())),

@@ -42,14 +42,7 @@ pub(crate) fn check_open(fd: RawFd) -> io::Result<()> {
 }
 
 /// Mark `fd` close-on-exec, for kernels whose creating call has no flag for it.
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue)]
 pub(crate) fn set_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_SETFD takes an integer flag argument, no pointer.
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
@@ -99,14 +92,7 @@ pub(crate) fn epoll_wait(
 // ------------------------------------------------------- kqueue (macOS and BSD)
 
 /// `kqueue()` (`man 2 kqueue`), then close-on-exec.
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue)]
 pub(crate) fn kqueue() -> io::Result<OwnedFd> {
     // SAFETY: kqueue() takes no arguments.
     let fd = owned(cvt(unsafe { libc::kqueue() })?);
@@ -118,14 +104,7 @@ pub(crate) fn kqueue() -> io::Result<OwnedFd> {
 ///
 /// Applies `changes`, then waits up to `timeout` (None = forever) for events
 /// and returns how many were written to the front of `events`.
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue)]
 pub(crate) fn kevent(
     kq: RawFd,
     changes: &[libc::kevent],
@@ -155,14 +134,7 @@ pub(crate) fn kevent(
 ///
 /// The struct is not the same everywhere (FreeBSD 12 and later add an `ext`
 /// array), so kqueue.rs sets the fields it needs and takes the rest from here.
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue)]
 pub(crate) fn kevent_zeroed() -> libc::kevent {
     // SAFETY: struct kevent holds only integers and the `udata` pointer, for
     // which all-zero bytes are valid values (the pointer is null).

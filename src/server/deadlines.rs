@@ -60,13 +60,9 @@ impl Deadlines {
     }
 
     /// Entries held (one per client with a deadline, plus stale ones).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.heap.len()
-    }
-
-    /// Whether no entry is held.
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
     }
 }
 

@@ -5,6 +5,10 @@
 //! | `blocking`                    | `blocking.rs`   | in `accept`, then in one client's `read` |
 //! | `epoll`/`kqueue`/`poll`/`select` | `event_loop.rs` | in the selector, for every fd at once  |
 //! | `threads`, `pool`             | `threaded.rs`   | one blocked thread per client          |
+//! | `hybrid`                      | `hybrid.rs`     | in the selector; workers wait for jobs |
+//!
+//! Every socket call goes through `syscalls.rs` (counted, narrated by
+//! `--trace`); the selector modes keep their deadlines in `deadlines.rs`.
 //!
 //! [`serve`] binds the listener, prints the start-up line and hands over to
 //! the mode; each mode returns a [`Summary`] printed on the way out.
@@ -154,8 +158,8 @@ impl Totals {
     }
 }
 
-/// The last line a server prints: totals, and for selector modes the system
-/// calls it made, by kind.
+/// The last line a server prints: totals and the system calls it made, by
+/// kind (for selector modes, the waits and registrations too).
 pub struct Summary {
     pub totals: Totals,
     /// `(name, count)` for each system call the server made, by kind.
