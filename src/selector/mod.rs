@@ -191,6 +191,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Every backend pingpong knows, best first: the one list the command
+    /// line, the server's modes and the benchmark are built from.
+    pub const ALL: [Backend; 4] = [
+        Backend::Epoll,
+        Backend::Kqueue,
+        Backend::Poll,
+        Backend::Select,
+    ];
+
     /// The platform's best backend: epoll on Linux, kqueue on macOS and BSD.
     pub fn default_for_os() -> Backend {
         if cfg!(any(target_os = "linux", target_os = "android")) {
@@ -205,6 +214,11 @@ impl Backend {
         vec![Backend::default_for_os(), Backend::Poll, Backend::Select]
     }
 
+    /// Whether this build can use the backend.
+    pub fn is_available(self) -> bool {
+        Backend::available().contains(&self)
+    }
+
     /// The lower-case name used on the command line (`--mode epoll`).
     pub fn name(self) -> &'static str {
         match self {
@@ -212,6 +226,16 @@ impl Backend {
             Backend::Kqueue => "kqueue",
             Backend::Poll => "poll",
             Backend::Select => "select",
+        }
+    }
+
+    /// One line for `--help`: the call it waits in, and where it exists.
+    pub fn help(self) -> &'static str {
+        match self {
+            Backend::Epoll => "Selector loop on epoll(7) (Linux)",
+            Backend::Kqueue => "Selector loop on kqueue(2) (macOS, BSD)",
+            Backend::Poll => "Selector loop on poll(2)",
+            Backend::Select => "Selector loop on select(2)",
         }
     }
 }

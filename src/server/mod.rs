@@ -17,7 +17,11 @@ use std::fmt;
 use std::io::{self, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::LazyLock;
 use std::time::Duration;
+
+use clap::builder::PossibleValue;
+use clap::ValueEnum;
 
 use crate::net;
 use crate::selector::Backend;
@@ -29,7 +33,9 @@ pub mod hybrid;
 pub mod syscalls;
 pub mod threaded;
 
-/// How the server serves many clients.
+/// How the server serves many clients: the one list of modes. `serve
+/// --mode`, the start-up line and the benchmark all take their names from
+/// here, and the selector modes from [`Backend::ALL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// One client at a time; the others wait in the listen backlog.
@@ -45,6 +51,18 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Every mode, in the order `--help` lists them.
+    pub fn all() -> &'static [Mode] {
+        static ALL: LazyLock<Vec<Mode>> = LazyLock::new(|| {
+            let selectors = Backend::ALL.into_iter().map(Mode::Selector);
+            std::iter::once(Mode::Blocking)
+                .chain(selectors)
+                .chain([Mode::Threads, Mode::Pool, Mode::Hybrid])
+                .collect()
+        });
+        &ALL
+    }
+
     /// The name used on the command line and in the start-up line.
     pub fn name(self) -> &'static str {
         match self {
@@ -56,57 +74,135 @@ impl Mode {
         }
     }
 
+    /// One line for `--help`.
+    fn help(self) -> &'static str {
+        match self {
+            Mode::Blocking => "One client at a time (the course's simple server)",
+            Mode::Selector(backend) => backend.help(),
+            Mode::Threads => "A thread per client",
+            Mode::Pool => "A fixed pool of --workers threads",
+            Mode::Hybrid => "Selector loop for the I/O, a pool of --workers threads for the work",
+        }
+    }
+
+    /// Whether this build can run the mode (kqueue exists only on macOS and
+    /// the BSDs, epoll only on Linux).
+    pub fn is_available(self) -> bool {
+        match self {
+            Mode::Selector(backend) => backend.is_available(),
+            _ => true,
+        }
+    }
+
+    /// A single selector loop serves every client (`--workers N` then runs N
+    /// loops; in pool and hybrid it sizes a thread pool instead).
+    pub fn is_selector(self) -> bool {
+        matches!(self, Mode::Selector(_))
+    }
+
+    /// Whether the server prints its counters on SIGUSR1 (blocking mode only
+    /// survives the signal).
+    pub fn stats_on_sigusr1(self) -> bool {
+        self != Mode::Blocking
+    }
+
     fn nonblocking_listener(self) -> bool {
         matches!(self, Mode::Selector(_) | Mode::Hybrid)
     }
 }
 
-/// Everything `pingpong serve` can be told, with the defaults of DESIGN.md.
-#[derive(Clone, Debug)]
+/// The default mode: the selector loop on the platform's best backend.
+impl Default for Mode {
+    fn default() -> Mode {
+        Mode::Selector(Backend::default_for_os())
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `--mode NAME` for clap, from [`Mode::all`].
+impl ValueEnum for Mode {
+    fn value_variants<'a>() -> &'a [Mode] {
+        Mode::all()
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()).help(self.help()))
+    }
+}
+
+/// Everything `pingpong serve` can be told. The command line is this struct
+/// (clap derive), so each default is written once, here.
+#[derive(Clone, Debug, clap::Args)]
 pub struct Config {
+    #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// 0 picks any free port (the start-up line names it).
+    #[arg(long, default_value_t = 8000)]
     pub port: u16,
+    #[arg(long, default_value_t = 128)]
     pub backlog: i32,
-    /// Time the handler spends before each reply: the slow-handler lesson.
+    /// Milliseconds the handler spends before each reply: the slow-handler lesson.
+    #[arg(long = "work-ms", value_name = "MS", default_value = "0", value_parser = millis)]
     pub work: Duration,
-    /// Raw echo (RFC 862) instead of the line protocol.
+    /// Raw echo (RFC 862): send back every byte, no lines.
+    #[arg(long)]
     pub echo: bool,
-    /// The longest line accepted, not counting its ending.
+    /// Longest line accepted, in bytes, not counting its ending.
+    #[arg(long, default_value_t = crate::protocol::DEFAULT_MAX_LINE)]
     pub max_line: usize,
-    /// Threads in `pool` and `hybrid` modes (default: [`default_workers`]);
-    /// event loops in the selector modes (default: 1).
+    /// Threads in pool and hybrid modes [default: min(32, CPUs + 4)]; event
+    /// loops in the selector modes [default: 1]
+    #[arg(long)]
     pub workers: Option<usize>,
-    /// Edge-triggered selector (epoll and kqueue only).
+    /// Edge-triggered selector (EPOLLET / EV_CLEAR; epoll and kqueue only).
+    #[arg(long)]
     pub edge: bool,
-    /// Print the counters on exit (they are always kept).
+    /// Print counters (system calls, lines, bytes) on exit.
+    #[arg(long)]
     pub stats: bool,
-    /// Narrate every system call on stderr, in strace's syntax.
+    /// Narrate every system call on stderr, as strace would show it.
+    #[arg(long)]
     pub trace: bool,
-    /// Close a client silent for this long (`None` = never).
-    pub idle_timeout: Option<Duration>,
-    /// Clients served at once; the next one is told `error: server busy`.
+    /// Close clients silent for this many seconds (0 = never).
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = seconds_or_never)]
+    pub idle_timeout: Idle,
+    /// Clients served at once; the next one is told `error: server busy`
+    /// [default: from RLIMIT_NOFILE]
+    #[arg(long, default_value_t = default_max_clients(), hide_default_value = true)]
     pub max_clients: usize,
-    /// Unsent reply bytes per client above which the server stops reading it.
+    /// Unsent reply bytes per client before the server stops reading it.
+    #[arg(long, default_value_t = 1 << 20)]
     pub max_pending: usize,
 }
 
+/// `--idle-timeout`: how long a client may stay silent (`None` = forever).
+pub type Idle = Option<Duration>;
+
+fn millis(s: &str) -> Result<Duration, String> {
+    s.parse()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("{e}"))
+}
+
+fn seconds_or_never(s: &str) -> Result<Idle, String> {
+    let secs: u64 = s.parse().map_err(|e| format!("{e}"))?;
+    Ok((secs > 0).then(|| Duration::from_secs(secs)))
+}
+
+/// The defaults of the command line, as `pingpong serve` with no options.
 impl Default for Config {
     fn default() -> Config {
-        Config {
-            host: "127.0.0.1".into(),
-            port: 8000,
-            backlog: 128,
-            work: Duration::ZERO,
-            echo: false,
-            max_line: crate::protocol::DEFAULT_MAX_LINE,
-            workers: None,
-            edge: false,
-            stats: false,
-            trace: false,
-            idle_timeout: Some(Duration::from_secs(300)),
-            max_clients: default_max_clients(),
-            max_pending: 1 << 20,
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: Config,
         }
+        <Defaults as clap::Parser>::parse_from(["serve"]).config
     }
 }
 
@@ -237,13 +333,11 @@ impl fmt::Display for Summary {
 /// Bind, print `listening on ADDR (mode M, pid P)`, serve until SIGINT or
 /// SIGTERM, and return the summary.
 pub fn serve(mode: Mode, config: &Config) -> io::Result<Summary> {
-    if let Mode::Selector(backend) = mode {
-        if !Backend::available().contains(&backend) {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("{} is not available on this OS", backend.name()),
-            ));
-        }
+    if !mode.is_available() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{mode} is not available on this OS"),
+        ));
     }
     // Several event loops (`--workers N` in a selector mode) each bind their
     // own listener to the port: every one of them needs SO_REUSEPORT.
