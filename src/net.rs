@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
     self, setsockopt, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag, SockType,
-    SockaddrStorage,
+    SockaddrLike as _, SockaddrStorage,
 };
 
 /// `socket(2)`, `setsockopt(SO_REUSEADDR)`, `bind(2)`, `listen(2)`.
@@ -65,12 +65,104 @@ pub fn listen(
 
 /// Accept one connection, close-on-exec, with the peer's address; made
 /// non-blocking for a selector loop, left blocking for a thread to serve.
-/// `accept4(fd, &addr, &len, SOCK_CLOEXEC|SOCK_NONBLOCK)` on Linux (the
-/// code is in `selector/sys.rs`). Unlike `TcpListener::accept`, a signal
-/// interrupting it returns EINTR instead of retrying, so a blocking server
-/// hears SIGTERM.
+/// Unlike `TcpListener::accept`, a signal interrupting it returns EINTR
+/// instead of retrying, so a blocking server hears SIGTERM.
+///
+/// Linux and FreeBSD do it in one call, `accept4(fd, &addr, &len,
+/// SOCK_CLOEXEC|SOCK_NONBLOCK)` (`man 2 accept4`), so no other thread can
+/// fork-exec with the fd open in between. Elsewhere it is `accept(2)`, then
+/// the flags by `fcntl(2)`, and on macOS `SO_NOSIGPIPE` (see [`send`]).
 pub fn accept(listener: &TcpListener, nonblocking: bool) -> io::Result<(OwnedFd, SocketAddr)> {
-    crate::selector::sys::accept(listener.as_raw_fd(), nonblocking)
+    let (fd, peer) = ffi::accept(listener.as_raw_fd(), nonblocking)?;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+        fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        if nonblocking {
+            let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
+            fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        }
+        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        ffi::no_sigpipe(fd.as_raw_fd())?;
+    }
+    let addr = if let Some(v4) = peer.as_sockaddr_in() {
+        SocketAddr::from(*v4)
+    } else if let Some(v6) = peer.as_sockaddr_in6() {
+        SocketAddr::from(*v6)
+    } else {
+        let why = format!("accept returned a non-IP address ({:?})", peer.family());
+        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+    };
+    Ok((fd, addr))
+}
+
+/// The socket calls nix has no wrapper for: `accept4` that also hands back
+/// the peer's address, and macOS's `SO_NOSIGPIPE`. The one place in this
+/// file where `unsafe` is allowed, each block with its reason.
+#[allow(unsafe_code)]
+mod ffi {
+    use std::io;
+    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+    use nix::sys::socket::{SockaddrLike as _, SockaddrStorage};
+
+    /// `accept4(fd, &addr, &len, flags)` where there is one, else `accept`;
+    /// the new socket and the address the kernel wrote.
+    pub(super) fn accept(
+        listener: RawFd,
+        nonblocking: bool,
+    ) -> io::Result<(OwnedFd, SockaddrStorage)> {
+        // SAFETY: sockaddr_storage is plain integers, for which all-zero is valid.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of_val(&storage) as libc::socklen_t;
+        let addr = (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        let fd = {
+            let mut flags = libc::SOCK_CLOEXEC;
+            if nonblocking {
+                flags |= libc::SOCK_NONBLOCK;
+            }
+            // SAFETY: `addr` points to a writable sockaddr_storage and `len`
+            // holds its size; the kernel writes at most that many bytes.
+            unsafe { libc::accept4(listener, addr, &mut len, flags) }
+        };
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        let fd = {
+            let _ = nonblocking; // set by fcntl afterwards, in `net::accept`
+                                 // SAFETY: as above.
+            unsafe { libc::accept(listener, addr, &mut len) }
+        };
+        if fd == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: the kernel wrote a socket address of `len` bytes into the
+        // storage, which is large and aligned enough for any address.
+        let peer = unsafe { SockaddrStorage::from_raw(addr, Some(len)) };
+        let peer = peer.ok_or_else(|| io::Error::other("accept returned no address"))?;
+        Ok((fd, peer))
+    }
+
+    /// `setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, [1], 4)`.
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    pub(super) fn no_sigpipe(fd: RawFd) -> io::Result<()> {
+        let one: libc::c_int = 1;
+        // SAFETY: the option value points to a live c_int of the size passed.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_NOSIGPIPE,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 /// The name strace shows for [`accept`], for the summary line.

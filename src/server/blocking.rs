@@ -18,12 +18,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-
+use super::signals::{self, Signals};
 use super::syscalls::Syscalls;
 use super::{Config, Summary, Totals};
 use crate::protocol;
-use crate::selector::sys;
 
 /// Read buffer per client. Smaller than the event loop's single 64 KiB
 /// buffer, because here every client (every thread) has its own.
@@ -38,8 +36,8 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
     // without SA_RESTART, makes the blocked accept or read return EINTR.
     // SIGUSR1 (the others' "print your counters") is caught too, so it does not
     // kill this mode; it only interrupts a read, which is then retried.
-    let _signals = sys::signal_pipe(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1])?;
-    let stop = sys::stop_requested;
+    let _signals = Signals::install()?;
+    let stop = signals::stop_requested;
     let totals = Totals::default();
     let mut calls = Syscalls::new(config.trace);
     while !stop() {

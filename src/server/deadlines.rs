@@ -1,5 +1,12 @@
-//! When the event loop must wake even if no fd is ready: idle timeouts and
-//! the end of a lingering close.
+//! Guard: idle and linger deadlines, the times the event loop must wake up
+//! even if no fd is ready.
+//!
+//! - **Idle timeout** (`--idle-timeout`): a client that says nothing for that
+//!   long is told `error: idle timeout` and closed, so silent connections
+//!   cannot hold the server's fds forever.
+//! - **Linger**: after our last reply to a client we are closing, we keep
+//!   discarding its input for a little while (see `Phase::Lingering` in the
+//!   event loop), but not forever.
 //!
 //! A selector loop has no timer thread. It passes the time until the nearest
 //! deadline as the wait's timeout, so an idle server with nothing due sleeps
@@ -8,58 +15,163 @@
 //! Finding the nearest of 10,000 deadlines must not mean scanning 10,000
 //! clients on every wake-up, so they sit in a min-heap. Clients are busy far
 //! more often than they time out, so activity does *not* touch the heap: it
-//! only moves the client's own deadline later. When a heap entry comes due,
-//! the client's real deadline is checked; if it has moved, the entry is put
-//! back at the new time (a "lazy" heap, as libuv and nginx do with their timer
-//! trees). Each client has at most one entry, tagged with its connection id so
-//! an entry for a closed client is recognised even if its fd number was reused.
+//! only moves the client's own deadline later, in a table indexed by fd. When
+//! a heap entry comes due, the table is checked; if the deadline has moved,
+//! the entry is put back at the new time (a "lazy" heap, as libuv and nginx
+//! do with their timer trees). Each client has at most one heap entry, and
+//! the table remembers when it is queued for, so an entry of a client that
+//! left (or of an older time) is recognised and dropped.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-/// A min-heap of `(when, fd, connection id)`.
-#[derive(Default)]
+/// How long a closing connection keeps discarding the client's input after
+/// our last reply, so the kernel does not answer late data with a reset.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Which deadline came due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// The client was silent for `--idle-timeout`.
+    Idle,
+    /// The lingering close has waited long enough.
+    Linger,
+}
+
+/// One client's deadline.
+#[derive(Clone, Copy)]
+struct Deadline {
+    id: u64,
+    when: Instant,
+    /// The time of this client's one heap entry (at or before `when`).
+    queued: Instant,
+    due: Due,
+}
+
+/// The clients' deadlines: a table by fd, and a min-heap of `(when, fd)`.
 pub struct Deadlines {
-    heap: BinaryHeap<Reverse<(Instant, RawFd, u64)>>,
+    idle: Option<Duration>,
+    table: Vec<Option<Deadline>>,
+    heap: BinaryHeap<Reverse<(Instant, RawFd)>>,
 }
 
 impl Deadlines {
-    /// Remember that client `id` on `fd` has a deadline at `when`.
-    pub fn push(&mut self, when: Instant, fd: RawFd, id: u64) {
-        self.heap.push(Reverse((when, fd, id)));
-    }
-
-    /// How long the selector may sleep: until the nearest entry, rounded up
-    /// by the selector, or forever (`None`) when there is none.
-    pub fn timeout(&self, now: Instant) -> Option<Duration> {
-        self.heap
-            .peek()
-            .map(|Reverse((when, _, _))| when.saturating_duration_since(now))
-    }
-
-    /// The client of the nearest entry, if any.
-    pub fn peek(&self) -> Option<(RawFd, u64)> {
-        self.heap.peek().map(|Reverse((_, fd, id))| (*fd, *id))
-    }
-
-    /// Drop the nearest entry.
-    pub fn pop(&mut self) {
-        self.heap.pop();
-    }
-
-    /// Take the next entry that is due at `now`, if any.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(RawFd, u64)> {
-        match self.heap.peek() {
-            Some(Reverse((when, _, _))) if *when <= now => {
-                self.heap.pop().map(|Reverse((_, fd, id))| (fd, id))
-            }
-            _ => None,
+    /// Deadlines for `--idle-timeout` (`None`: clients may stay silent).
+    pub fn new(idle: Option<Duration>) -> Deadlines {
+        Deadlines {
+            idle,
+            table: Vec::new(),
+            heap: BinaryHeap::new(),
         }
     }
 
-    /// Entries held (one per client with a deadline, plus stale ones).
+    /// A new client `id` on `fd`: its idle deadline starts now.
+    pub fn start(&mut self, fd: RawFd, id: u64, now: Instant) {
+        if let Some(idle) = self.idle {
+            self.set(fd, id, now + idle, Due::Idle);
+        }
+    }
+
+    /// The client on `fd` did something: its idle deadline moves later.
+    /// No heap work: the entry is moved when it comes due.
+    pub fn touch(&mut self, fd: RawFd, now: Instant) {
+        if let (Some(idle), Some(Some(d))) = (self.idle, self.slot(fd)) {
+            if d.due == Due::Idle {
+                d.when = now + idle;
+            }
+        }
+    }
+
+    /// The client `id` on `fd` is lingering: close it at `now + LINGER`.
+    pub fn linger(&mut self, fd: RawFd, id: u64, now: Instant) {
+        self.set(fd, id, now + LINGER, Due::Linger);
+    }
+
+    /// The client on `fd` is gone.
+    pub fn forget(&mut self, fd: RawFd) {
+        if let Some(slot) = self.slot(fd) {
+            *slot = None;
+        }
+    }
+
+    /// How long the selector may sleep: until the nearest deadline, rounded
+    /// up by the selector, or forever (`None`) when there is none. Entries
+    /// of departed clients are dropped first, so an idle server does not wake
+    /// at the deadline of someone long gone.
+    pub fn timeout(&mut self, now: Instant) -> Option<Duration> {
+        while let Some(&Reverse((at, fd))) = self.heap.peek() {
+            if self.is_current(at, fd) {
+                return Some(at.saturating_duration_since(now));
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// The next client whose deadline has passed at `now`, if any; its
+    /// deadline is then cleared.
+    pub fn next_due(&mut self, now: Instant) -> Option<(RawFd, Due)> {
+        while let Some(&Reverse((at, fd))) = self.heap.peek() {
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            if !self.is_current(at, fd) {
+                continue; // that client left, or its entry was replaced
+            }
+            let slot = self.table.get_mut(usize::try_from(fd).ok()?)?;
+            let d = slot.as_mut()?;
+            if d.when > now {
+                // It moved since it was queued: queue it again, later.
+                d.queued = d.when;
+                self.heap.push(Reverse((d.when, fd)));
+                continue;
+            }
+            let due = d.due;
+            *slot = None;
+            return Some((fd, due));
+        }
+        None
+    }
+
+    fn set(&mut self, fd: RawFd, id: u64, when: Instant, due: Due) {
+        let Ok(index) = usize::try_from(fd) else {
+            return;
+        };
+        if index >= self.table.len() {
+            self.table.resize(index + 1, None);
+        }
+        let slot = &mut self.table[index];
+        // Keep one heap entry per client: a new one only if it must fire
+        // sooner than the one queued (a later one is found when that fires).
+        let queued = match slot {
+            Some(d) if d.id == id && d.queued <= when => d.queued,
+            _ => {
+                self.heap.push(Reverse((when, fd)));
+                when
+            }
+        };
+        *slot = Some(Deadline {
+            id,
+            when,
+            queued,
+            due,
+        });
+    }
+
+    /// Whether a heap entry is the one the table has queued for its client.
+    fn is_current(&self, at: Instant, fd: RawFd) -> bool {
+        let slot = usize::try_from(fd).ok().and_then(|i| self.table.get(i));
+        matches!(slot, Some(Some(d)) if d.queued == at)
+    }
+
+    fn slot(&mut self, fd: RawFd) -> Option<&mut Option<Deadline>> {
+        self.table.get_mut(usize::try_from(fd).ok()?)
+    }
+
+    /// Entries in the heap (one per client with a deadline, plus stale ones).
     #[cfg(test)]
     fn len(&self) -> usize {
         self.heap.len()
@@ -71,17 +183,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nearest_deadline_sets_the_timeout_and_pops_first() {
+    fn nearest_deadline_sets_the_timeout_and_comes_due_first() {
         let now = Instant::now();
-        let mut d = Deadlines::default();
+        let mut d = Deadlines::new(Some(Duration::from_secs(5)));
         assert_eq!(d.timeout(now), None, "nothing due: sleep forever");
-        d.push(now + Duration::from_secs(5), 7, 1);
-        d.push(now + Duration::from_secs(2), 8, 2);
+        d.start(7, 1, now);
+        d.start(8, 2, now - Duration::from_secs(3));
         assert_eq!(d.timeout(now), Some(Duration::from_secs(2)));
-        assert_eq!(d.pop_due(now), None);
+        assert_eq!(d.next_due(now), None);
         let later = now + Duration::from_secs(3);
-        assert_eq!(d.pop_due(later), Some((8, 2)));
-        assert_eq!(d.pop_due(later), None);
+        assert_eq!(d.next_due(later), Some((8, Due::Idle)));
+        assert_eq!(d.next_due(later), None);
         assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn activity_moves_the_deadline_without_a_second_entry() {
+        let now = Instant::now();
+        let mut d = Deadlines::new(Some(Duration::from_secs(5)));
+        d.start(7, 1, now);
+        d.touch(7, now + Duration::from_secs(4));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d.next_due(now + Duration::from_secs(6)), None, "moved");
+        assert_eq!(d.len(), 1, "queued again at the new time");
+        let due = d.next_due(now + Duration::from_secs(9));
+        assert_eq!(due, Some((7, Due::Idle)));
+    }
+
+    #[test]
+    fn a_departed_client_neither_wakes_the_loop_nor_comes_due() {
+        let now = Instant::now();
+        let mut d = Deadlines::new(Some(Duration::from_secs(5)));
+        d.start(7, 1, now);
+        d.forget(7);
+        assert_eq!(d.timeout(now), None);
+        // The same fd number, a new client: only its own deadline counts.
+        d.start(7, 2, now + Duration::from_secs(10));
+        assert_eq!(d.next_due(now + Duration::from_secs(6)), None);
+        let due = d.next_due(now + Duration::from_secs(15));
+        assert_eq!(due, Some((7, Due::Idle)));
+    }
+
+    #[test]
+    fn linger_replaces_the_idle_deadline() {
+        let now = Instant::now();
+        let mut d = Deadlines::new(Some(Duration::from_secs(300)));
+        d.start(7, 1, now);
+        d.linger(7, 1, now);
+        assert_eq!(d.timeout(now), Some(LINGER));
+        let due = d.next_due(now + LINGER);
+        assert_eq!(due, Some((7, Due::Linger)));
+        assert_eq!(d.timeout(now), None);
     }
 }

@@ -1,58 +1,41 @@
-//! The selector server: one thread, one loop, every client at once.
+//! The selector server: one thread, one loop, every client at once. This is
+//! the course's multi-select server, line for line:
 //!
-//! This is the course's multi-select server, line for line:
+//! | the course's Python                              | here                     |
+//! |--------------------------------------------------|--------------------------|
+//! | `sel.register(lsock, EVENT_READ, data=None)`     | [`serve`]: `Record::Listener` |
+//! | `events = sel.select(timeout=None)`              | `serve_forever`          |
+//! | `if key.data is None: accept_wrapper(...)`       | `accept`, `add_client`   |
+//! | `data = SimpleNamespace(addr=, inb=b"", outb=b"")` | [`Conn`]               |
+//! | `else: service_connection(key, mask)`            | `service_connection`     |
+//! | `recv_data = sock.recv(1024)` ... `data.outb += ...` | `service_read`       |
+//! | `if mask & EVENT_WRITE: sent = sock.send(data.outb)` | `service_write`      |
+//! | `sel.unregister(sock); sock.close()`             | `close`                  |
 //!
-//! ```python
-//! sel.register(lsock, selectors.EVENT_READ, data=None)
-//! while True:
-//!     for key, mask in sel.select(timeout=None):
-//!         if key.data is None:
-//!             accept_wrapper(key.fileobj)
-//!         else:
-//!             service_connection(key, mask)
-//! ```
-//!
-//! Each registered fd carries a [`Record`]: the listener's is `Listener` (the
-//! course's `data=None`), each client's is a [`Conn`] with its address and
-//! buffers. A third kind, `Signals`, is the read end of the self-pipe that
-//! SIGINT, SIGTERM and SIGUSR1 write to, so the loop hears signals through the
-//! selector like any other input.
-//!
-//! Rules that keep it fast and fair (DESIGN.md, "Rules of the selector"):
-//! - read once per readiness (level-triggered: the selector reports the fd
-//!   again if more is waiting), or until EAGAIN with `--edge`;
-//! - answer every complete line of a read in one batch and write the replies
-//!   at once (optimistic write); ask for EVENT_WRITE only when the kernel's
-//!   send buffer is full, and drop it as soon as the backlog is written;
-//! - keep no buffer while a client is idle: memory per idle client is the
-//!   record alone.
+//! Two differences from the Python, both for speed: replies are written at
+//! once, and EVENT_WRITE is asked for (`update`) only while the kernel's send
+//! buffer is full; and a [`Handler`] turns requests into replies, inline or
+//! on hybrid mode's worker threads. The guards that make it survive hostile
+//! clients live in files of their own, each called at one point here:
+//! `spare_fd.rs` (out of fds, in `accept`), `limits.rs` (`add_client`,
+//! `update`), `deadlines.rs` (the wait's timeout, `on_deadline`),
+//! `signals.rs` (`on_signal`, `stop`) and `reuseport.rs` (several loops).
 
-use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use nix::sys::signal::Signal;
-
-use super::deadlines::Deadlines;
-use super::hybrid::Pool;
+use super::conn::{Conn, Next, Phase};
+use super::deadlines::{Deadlines, Due};
+use super::handler::{Handler, Input};
+use super::limits::Limits;
+use super::signals::Signals;
+use super::spare_fd::{Refusal, SpareFd};
 use super::syscalls::Syscalls;
 use super::{Config, Summary, Totals};
-use crate::net;
 use crate::protocol;
-use crate::selector::{sys, Backend, Events, Selector, EVENT_READ, EVENT_WRITE};
-
-/// How many bytes one `read` may bring in: the loop's one shared buffer.
-const READ_CHUNK: usize = 64 * 1024;
-
-/// Hybrid mode: how much a client may send ahead while a worker has its
-/// earlier requests (more waits in the kernel, and TCP slows the client).
-const READ_AHEAD: usize = 64 * 1024;
-
-/// How long a closing connection keeps discarding the client's input after
-/// our last reply, so the kernel does not answer late data with a reset.
-const LINGER: Duration = Duration::from_secs(2);
+use crate::selector::{Backend, Events, Selector, EVENT_READ, EVENT_WRITE};
 
 /// The data the selector keeps for each fd: `key.data` in the course.
 pub enum Record {
@@ -60,386 +43,161 @@ pub enum Record {
     Listener,
     /// The read end of the self-pipe that signal handlers write to.
     Signals,
-    /// A connected client.
-    Client(Conn),
-    /// Hybrid mode: the fd the workers write to when work is done.
+    /// The handler's fd for "work is done" (hybrid mode).
     Waker,
+    /// A connected client (`conn.rs`).
+    Client(Conn),
 }
 
-/// Where a connection is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Reading requests and answering them.
-    Open,
-    /// The client shut down its side: flush every reply owed, then close.
-    Draining,
-    /// We are ending it (the reason is logged): flush the last reply, then linger.
-    Closing(&'static str),
-    /// Our side is shut down; read and discard until the client's EOF (or
-    /// `LINGER`), so unread input does not turn our close into a reset that
-    /// could destroy the reply the client has not read yet.
-    Lingering,
-}
-
-/// One client: the course's `types.SimpleNamespace(addr=, inb=, outb=)`.
-pub struct Conn {
-    pub(super) fd: OwnedFd,
-    pub(super) addr: SocketAddr,
-    /// Tells this connection from an earlier one that had the same fd number.
-    pub(super) id: u64,
-    pub(super) phase: Phase,
-    /// The start of a line still arriving. Empty (and unallocated) between
-    /// lines, which is most of the time.
-    pub(super) inb: Vec<u8>,
-    /// Replies the kernel has not taken yet. Like `inb`, it holds memory only
-    /// while there is something in it.
-    pub(super) outb: Vec<u8>,
-    /// Too many unsent replies: stop reading until half of them are sent.
-    paused: bool,
-    /// When the idle timeout (or the linger) ends, if one applies.
-    deadline: Option<Instant>,
-    /// Hybrid mode: requests of this client are with a worker.
-    pub(super) in_flight: bool,
-    /// Hybrid mode: the job queue was full; waiting for room.
-    pub(super) waiting: bool,
-}
-
-impl Conn {
-    /// The events this connection needs next. READ while it takes requests
-    /// (and is not paused by backpressure) or lingers; WRITE only while
-    /// replies wait for room in the kernel's send buffer.
-    fn interest(&self) -> Events {
-        let mut events = Events::NONE;
-        let reading = match self.phase {
-            // Hybrid mode: while a worker has this client's requests, read
-            // ahead only so far, then let TCP hold the rest.
-            Phase::Open => {
-                let read_ahead_full = self.in_flight && self.inb.len() > READ_AHEAD;
-                !(self.paused || self.waiting || read_ahead_full)
-            }
-            Phase::Lingering => true,
-            Phase::Draining | Phase::Closing(_) => false,
-        };
-        if reading {
-            events |= EVENT_READ;
-        }
-        if !self.outb.is_empty() {
-            events |= EVENT_WRITE;
-        }
-        events
-    }
-}
-
-pub(super) struct EventLoop {
-    pub(super) selector: Selector<Record>,
+struct EventLoop<H> {
+    selector: Selector<Record>,
     /// `None` once the server stops accepting.
     listener: Option<TcpListener>,
-    signals: OwnedFd,
-    /// Shared by every client: a read lands here first, and only the part
-    /// that is not answered at once is copied into the client's own `inb`.
-    scratch: Vec<u8>,
-    /// Replies to one read, before they are sent.
-    replies: Vec<u8>,
-    pub(super) config: Config,
-    pub(super) totals: Totals,
-    /// Every socket call goes through here: counted, and narrated with `--trace`.
-    pub(super) calls: Syscalls,
+    handler: H,
+    /// The guards, each in its own file.
+    signals: Signals,
+    spare: SpareFd,
+    limits: Limits,
     deadlines: Deadlines,
+    /// Every socket call goes through here: counted, and narrated with `--trace`.
+    calls: Syscalls,
+    totals: Totals,
+    edge: bool,
+    /// The one read buffer, shared by every client; and one read's replies.
+    scratch: Vec<u8>,
+    replies: Vec<u8>,
     /// The time of the latest wake-up: one clock read per wake, not per event.
     now: Instant,
     clients: usize,
     next_id: u64,
-    /// An fd held in reserve for when the process runs out (see `accept`).
-    spare: Option<File>,
-    /// Hybrid mode: the workers that run the handler.
-    pub(super) pool: Option<Pool>,
 }
 
-/// Run the selector server on `listener` until SIGINT or SIGTERM.
-///
-/// With `--workers N` (N > 1), N loops run, one per thread, each with its own
-/// listener on the same port (`SO_REUSEPORT`): the kernel spreads new
-/// connections between them, and no two loops ever wake for the same one.
-pub fn serve(listener: TcpListener, backend: Backend, config: &Config) -> io::Result<Summary> {
-    let loops = config.workers.unwrap_or(1).max(1);
-    let addr = listener.local_addr()?;
-    let mut others = Vec::new();
-    for _ in 1..loops {
-        let listener = net::listen(
-            &addr.ip().to_string(),
-            addr.port(),
-            config.backlog,
-            true,
-            true,
-        )?;
-        let config = config.clone();
-        others.push(std::thread::spawn(move || -> io::Result<Summary> {
-            EventLoop::new(listener, backend, &config, None)?.run()
-        }));
+/// Serve on `listener` until SIGINT or SIGTERM, answering with `handler`.
+pub fn serve<H: Handler>(
+    listener: TcpListener,
+    backend: Backend,
+    config: &Config,
+    handler: H,
+) -> io::Result<Summary> {
+    let mut selector = Selector::with_options(backend, config.edge)?;
+    selector.set_trace(config.trace);
+    let signals = Signals::install()?;
+    selector.register(listener.as_raw_fd(), EVENT_READ, Record::Listener)?;
+    selector.register(signals.fd(), EVENT_READ, Record::Signals)?;
+    if let Some(waker) = handler.waker() {
+        selector.register(waker, EVENT_READ, Record::Waker)?;
     }
-    let mut summary = EventLoop::new(listener, backend, config, None)?.run()?;
-    for other in others {
-        match other.join() {
-            Ok(Ok(theirs)) => summary.absorb(&theirs),
-            Ok(Err(e)) => eprintln!("event loop: {e}"),
-            Err(_) => eprintln!("an event loop panicked"),
-        }
-    }
-    Ok(summary)
+    let (limits, deadlines) = (Limits::new(config), Deadlines::new(config.idle_timeout));
+    let mut el = EventLoop {
+        selector,
+        listener: Some(listener),
+        handler,
+        signals,
+        spare: SpareFd::new(),
+        limits,
+        deadlines,
+        calls: Syscalls::new(config.trace),
+        totals: Totals::default(),
+        edge: config.edge,
+        scratch: vec![0; 64 * 1024],
+        replies: Vec::new(),
+        now: Instant::now(),
+        clients: 0,
+        next_id: 0,
+    };
+    el.serve_forever()?;
+    el.handler.finish();
+    Ok(el.summary())
 }
 
-impl EventLoop {
-    /// A loop owning `listener`, hearing signals through its own self-pipe;
-    /// hybrid mode passes the worker pool.
-    pub(super) fn new(
-        listener: TcpListener,
-        backend: Backend,
-        config: &Config,
-        pool: Option<Pool>,
-    ) -> io::Result<EventLoop> {
-        let mut selector = Selector::with_options(backend, config.edge)?;
-        selector.set_trace(config.trace);
-        let signals = sys::signal_pipe(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1])?;
-        selector.register(listener.as_raw_fd(), EVENT_READ, Record::Listener)?;
-        selector.register(signals.as_raw_fd(), EVENT_READ, Record::Signals)?;
-        if let Some(pool) = &pool {
-            selector.register(pool.waker_fd(), EVENT_READ, Record::Waker)?;
-        }
-        Ok(EventLoop {
-            selector,
-            listener: Some(listener),
-            signals,
-            scratch: vec![0; READ_CHUNK],
-            replies: Vec::new(),
-            config: config.clone(),
-            totals: Totals::default(),
-            calls: Syscalls::new(config.trace),
-            deadlines: Deadlines::default(),
-            now: Instant::now(),
-            clients: 0,
-            next_id: 0,
-            spare: File::open("/dev/null").ok(),
-            pool,
-        })
-    }
-
-    /// Serve until stopped, then report.
-    pub(super) fn run(mut self) -> io::Result<Summary> {
-        self.serve_forever()?;
-        if let Some(pool) = self.pool.take() {
-            pool.finish(&mut self.calls);
-        }
-        Ok(self.summary())
-    }
-
+impl<H: Handler> EventLoop<H> {
     /// `select` → for each ready fd: accept, or service the client.
     fn serve_forever(&mut self) -> io::Result<()> {
         let mut ready = Vec::new();
         while self.listener.is_some() || self.clients > 0 {
-            self.forget_departed_deadlines();
             let timeout = self.deadlines.timeout(self.now);
             self.selector.select(timeout, &mut ready)?;
             self.now = Instant::now();
             for &(fd, events) in &ready {
-                // An fd closed earlier in this batch (and maybe reused by a
-                // client accepted since) is skipped: its event is stale.
+                // An fd closed earlier in this batch (maybe reused by a client
+                // accepted since) is skipped: its event is stale.
                 let Some(key) = self.selector.ready_key_mut(fd) else {
                     continue;
                 };
                 match key.data {
                     Record::Listener => self.accept(),
                     Record::Signals => self.on_signal()?,
-                    Record::Client(_) => self.service_connection(fd, events),
                     Record::Waker => self.on_work_done(),
+                    Record::Client(_) => self.service_connection(fd, events),
                 }
             }
-            self.expire_deadlines();
+            while let Some((fd, due)) = self.deadlines.next_due(self.now) {
+                self.on_deadline(fd, due);
+            }
         }
         Ok(())
     }
 
     /// The course's `accept_wrapper`: accept every pending connection (until
-    /// EAGAIN), each non-blocking and close-on-exec, and register it for READ.
+    /// EAGAIN), each non-blocking and close-on-exec.
     fn accept(&mut self) {
-        loop {
-            let Some(listener) = &self.listener else {
-                return;
-            };
+        while let Some(listener) = &self.listener {
             match self.calls.accept(listener, true) {
                 Ok((fd, addr)) => self.add_client(fd, addr),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // The client gave up before we accepted it: nothing to do.
-                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    if !self.refuse_with_spare_fd() {
-                        return;
+                Err(e) if SpareFd::out_of_fds(&e) => {
+                    match self.spare.refuse(listener, &mut self.calls) {
+                        Refusal::Refused => {}
+                        Refusal::Done => return,
+                        Refusal::Park => return self.watch_listener(Events::NONE),
                     }
                 }
-                Err(e) => {
-                    eprintln!("accept: {e}");
-                    return;
-                }
+                // The client gave up before we accepted it, or a signal came.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EINTR)) => {}
+                Err(e) => return eprintln!("accept: {e}"),
             }
-        }
-    }
-
-    /// Out of fds. A pending connection keeps the listener readable, so just
-    /// returning would spin: level-triggered epoll reports it again at once,
-    /// forever. Instead free the spare fd, accept the connection with it, tell
-    /// the client we are busy, close it, and take the spare back (the
-    /// reserve-fd technique of libev and nginx). Returns whether to go on
-    /// accepting.
-    ///
-    /// Should the spare be gone (another loop of `--workers N` took the fd),
-    /// the listener is parked instead, until a client leaves and frees an fd.
-    fn refuse_with_spare_fd(&mut self) -> bool {
-        let Some(listener) = &self.listener else {
-            return false;
-        };
-        let refused = match self.spare.take() {
-            None => false,
-            Some(spare) => {
-                self.calls
-                    .close(spare.into(), "out of fds: free the spare one");
-                // Linux checks the fd table before the queue, so EMFILE may
-                // have hidden an empty queue: then this is EAGAIN, and done.
-                match self.calls.accept(listener, true) {
-                    Ok((fd, addr)) => {
-                        let _ = self
-                            .calls
-                            .send(fd.as_raw_fd(), protocol::SERVER_BUSY, &addr);
-                        self.calls.close(fd, "out of file descriptors: refused");
-                        true
-                    }
-                    Err(_) => false,
-                }
-            }
-        };
-        self.spare = File::open("/dev/null").ok();
-        if self.spare.is_none() {
-            self.park_listener(true);
-        }
-        refused && self.spare.is_some()
-    }
-
-    /// Stop (or resume) watching the listener: while no fd can be had, a
-    /// pending connection would otherwise wake every wait.
-    fn park_listener(&mut self, park: bool) {
-        if let Some(listener) = &self.listener {
-            let events = if park { Events::NONE } else { EVENT_READ };
-            let _ = self.selector.modify(listener.as_raw_fd(), events);
         }
     }
 
     fn add_client(&mut self, fd: OwnedFd, addr: SocketAddr) {
-        let raw = fd.as_raw_fd();
         self.next_id += 1;
-        let mut conn = Conn {
-            fd,
-            addr,
-            id: self.next_id,
-            phase: Phase::Open,
-            inb: Vec::new(),
-            outb: Vec::new(),
-            paused: false,
-            deadline: self.config.idle_timeout.map(|t| self.now + t),
-            in_flight: false,
-            waiting: false,
-        };
-        if self.clients >= self.config.max_clients {
+        let mut conn = Conn::new(fd, addr, self.next_id);
+        let (raw, busy) = (conn.raw(), !self.limits.admits(self.clients));
+        if busy {
             // One over the limit: accepted only to be told so, then closed.
-            conn.phase = Phase::Closing("server busy");
-            conn.outb.extend_from_slice(protocol::SERVER_BUSY);
+            (conn.phase, conn.outb) = (
+                Phase::Closing("server busy"),
+                protocol::SERVER_BUSY.to_vec(),
+            );
         }
-        if let Some(when) = conn.deadline {
-            self.deadlines.push(when, raw, conn.id);
-        }
-        let events = conn.interest();
         // On failure the record (and the fd inside it) is dropped: closed.
-        if let Err(e) = self.selector.register(raw, events, Record::Client(conn)) {
-            eprintln!("cannot register client {addr}: {e}");
-            return;
+        if let Err(e) = self
+            .selector
+            .register(raw, conn.interest(true), Record::Client(conn))
+        {
+            return eprintln!("cannot register client {addr}: {e}");
         }
         self.clients += 1;
+        self.deadlines.start(raw, self.next_id, self.now);
         Totals::add(&self.totals.connections, 1);
-        if events.is_writable() {
+        if busy {
             self.service_connection(raw, EVENT_WRITE);
         }
     }
 
-    /// Drain the self-pipe: SIGINT/SIGTERM start a graceful stop, SIGUSR1
-    /// prints the counters.
-    fn on_signal(&mut self) -> io::Result<()> {
-        let mut bytes = [0u8; 64];
-        while let Ok(n @ 1..) = self
-            .calls
-            .read(&self.signals, &mut bytes, &"the signal pipe")
-        {
-            for &b in &bytes[..n] {
-                if b == Signal::SIGUSR1 as i32 as u8 {
-                    eprintln!("{}", self.summary().stats_line());
-                } else {
-                    self.stop()?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Stop accepting and let every client finish: what it sent is answered,
-    /// then it gets our FIN. The listener closes, so connections still in its
-    /// backlog are refused by the kernel.
-    fn stop(&mut self) -> io::Result<()> {
-        let Some(listener) = self.listener.take() else {
-            return Ok(());
-        };
-        self.selector.unregister(listener.as_raw_fd())?;
-        let why = "stop accepting: the kernel refuses the backlog from now on";
-        self.calls.close(OwnedFd::from(listener), why);
-        let open: Vec<RawFd> = self
-            .selector
-            .keys()
-            .filter(|k| matches!(&k.data, Record::Client(c) if c.phase == Phase::Open))
-            .map(|k| k.fd)
-            .collect();
-        for fd in open {
-            if let Some(conn) = self.conn(fd) {
-                conn.phase = Phase::Closing("server stopping");
-            }
-            self.update(fd);
-        }
-        Ok(())
-    }
-
-    fn wants_read(&mut self, fd: RawFd) -> bool {
-        self.conn(fd).is_some_and(|c| c.interest().is_readable())
-    }
-
-    pub(super) fn conn(&mut self, fd: RawFd) -> Option<&mut Conn> {
-        match self.selector.get_key_mut(fd).map(|k| &mut k.data) {
-            Some(Record::Client(conn)) => Some(conn),
-            _ => None,
-        }
-    }
-
     /// The course's `service_connection(key, mask)`.
-    pub(super) fn service_connection(&mut self, fd: RawFd, events: Events) {
+    fn service_connection(&mut self, fd: RawFd, events: Events) {
         let mut outcome = Ok(());
         if events.is_readable() {
-            // Level-triggered: one read; the selector reports the fd again
-            // if more is waiting. Edge-triggered: read until EAGAIN, or the
-            // rest would never be reported.
-            loop {
+            // Level-triggered: one read; the selector reports the fd again if
+            // more is waiting. Edge-triggered: read until EAGAIN, or the rest
+            // would never be reported.
+            outcome = loop {
                 match self.service_read(fd) {
-                    Ok(true) if self.config.edge && self.wants_read(fd) => {}
-                    Ok(_) => break,
-                    Err(e) => {
-                        outcome = Err(e);
-                        break;
-                    }
+                    Ok(true) if self.edge && self.update(fd).is_readable() => {}
+                    done => break done.map(drop),
                 }
-            }
+            };
         }
         if events.is_writable() && outcome.is_ok() {
             outcome = self.service_write(fd);
@@ -447,280 +205,206 @@ impl EventLoop {
         match outcome {
             Ok(()) => self.update(fd),
             Err(e) => self.close(fd, &e.to_string()),
-        }
+        };
     }
 
-    /// One `read`, then answer every complete line in it and send the
-    /// replies. Returns whether the read brought data (so more may follow).
+    /// One `read`, then hand the bytes to the handler. Returns whether the
+    /// read brought data (so more may follow).
     fn service_read(&mut self, fd: RawFd) -> io::Result<bool> {
-        let Some(Record::Client(conn)) = self.selector.get_key_mut(fd).map(|k| &mut k.data) else {
+        let Some(conn) = client(&mut self.selector, fd) else {
             return Ok(false);
         };
-        let n = match self.calls.read(&conn.fd, &mut self.scratch, &conn.addr) {
-            Ok(n) => n,
-            Err(e) if is_transient(&e) => return Ok(false),
-            Err(e) => return Err(e),
+        let Some(n) = conn.read(&mut self.scratch, &mut self.calls, &self.totals)? else {
+            return Ok(false);
         };
-        Totals::add(&self.totals.bytes_in, n as u64);
-        if let (Some(idle), Phase::Open) = (self.config.idle_timeout, conn.phase) {
-            conn.deadline = Some(self.now + idle);
-        }
-        if conn.phase != Phase::Open {
+        match conn.phase {
             // Lingering (or a hang-up reported as readable): discard input
             // until EOF, and close then.
-            if n == 0 {
-                conn.phase = Phase::Draining;
-                conn.outb = Vec::new();
+            _ if conn.phase != Phase::Open => {
+                if n == 0 {
+                    (conn.phase, conn.outb) = (Phase::Draining, Vec::new());
+                }
+                return Ok(n > 0);
             }
-            return Ok(n > 0);
+            _ if n == 0 => conn.phase = Phase::Draining, // flush, then close
+            _ => {}
         }
-        if self.pool.is_some() {
-            // Hybrid mode: the lines go to a worker, not to `answer`.
-            if n == 0 {
-                conn.phase = Phase::Draining;
-            }
-            conn.inb.extend_from_slice(&self.scratch[..n]);
-            self.hand_off(fd);
-            return Ok(n > 0);
-        }
+        self.deadlines.touch(fd, self.now);
         self.replies.clear();
-        if n == 0 {
-            // The client shut down its side: answer its last unterminated
-            // line, if any, then flush and close (see `update`).
-            conn.phase = Phase::Draining;
-            if !self.config.echo {
-                protocol::respond_final(&conn.inb, &mut self.replies);
-                conn.inb = Vec::new();
-            }
-        } else if self.config.echo {
-            self.replies.extend_from_slice(&self.scratch[..n]);
-        } else {
-            let lines = answer(
-                conn,
-                &self.scratch[..n],
-                &mut self.replies,
-                self.config.max_line,
-            );
-            Totals::add(&self.totals.lines, lines);
-            if !self.config.work.is_zero() && lines > 0 {
-                // The slow handler, run right here in the loop: every other
-                // client waits while this one "computes". That is the lesson.
-                std::thread::sleep(self.config.work * lines as u32);
-            }
-        }
-        if !self.replies.is_empty() {
-            send_or_queue(conn, &self.replies, &mut self.calls, &self.totals)?;
-        }
+        self.feed(fd, n)?;
         Ok(n > 0)
+    }
+
+    /// Hand the client's input (the `n` bytes just read, and what waits in
+    /// `inb`) to the handler, and send what it answers now: read → protocol
+    /// → write. A line too long ends the connection after its error reply.
+    fn feed(&mut self, fd: RawFd, n: usize) -> io::Result<()> {
+        let Some(conn) = client(&mut self.selector, fd) else {
+            return Ok(());
+        };
+        let (id, fresh, eof) = (conn.id, &self.scratch[..n], conn.phase == Phase::Draining);
+        let handled = self.handler.input(
+            Input {
+                fd,
+                id,
+                inb: &mut conn.inb,
+                fresh,
+                eof,
+            },
+            &mut self.replies,
+        );
+        Totals::add(&self.totals.lines, handled.lines);
+        if let Some(reason) = handled.close {
+            (conn.phase, conn.inb) = (Phase::Closing(reason), Vec::new());
+        }
+        conn.send_or_queue(&self.replies, &mut self.calls, &self.totals)
     }
 
     /// The kernel has room in the send buffer again: write the backlog.
     fn service_write(&mut self, fd: RawFd) -> io::Result<()> {
-        let Some(Record::Client(conn)) = self.selector.get_key_mut(fd).map(|k| &mut k.data) else {
+        let Some(conn) = client(&mut self.selector, fd) else {
             return Ok(());
         };
-        if conn.outb.is_empty() {
-            return Ok(());
-        }
-        let sent = send(conn, &conn.outb, &mut self.calls, &self.totals)?;
-        if sent > 0 {
-            if let Some(idle) = self.config.idle_timeout {
-                conn.deadline = Some(self.now + idle);
-            }
-        }
-        conn.outb.drain(..sent);
-        if conn.outb.is_empty() {
-            conn.outb = Vec::new(); // give the memory back while idle
+        if conn.flush(&mut self.calls, &self.totals)? > 0 {
+            self.deadlines.touch(fd, self.now);
         }
         Ok(())
     }
 
     /// After servicing: move the connection on in its life, and ask the
     /// selector for exactly the events it needs now (no system call when
-    /// they are unchanged, which is almost always).
-    pub(super) fn update(&mut self, fd: RawFd) {
-        let now = self.now;
-        let (max_pending, calls) = (self.config.max_pending, &mut self.calls);
-        let Some(Record::Client(conn)) = self.selector.get_key_mut(fd).map(|k| &mut k.data) else {
-            return;
+    /// they are unchanged, which is almost always). Returns them.
+    fn update(&mut self, fd: RawFd) -> Events {
+        let Some(conn) = client(&mut self.selector, fd) else {
+            return Events::NONE;
         };
-        // Hybrid mode: nothing is finished while a worker still has work.
-        if conn.outb.is_empty() && !conn.in_flight && !conn.waiting {
-            match conn.phase {
-                // close(2) sends our FIN after the last reply: the client
-                // reads EOF, the half-close the protocol promises.
-                Phase::Draining => return self.close(fd, "client done"),
-                Phase::Closing(reason) => {
-                    // Everything owed is sent: our FIN, then discard input.
-                    let why = format!("{reason}: the last reply is sent, our FIN");
-                    if calls.shutdown_write(fd, &why).is_err() {
-                        return self.close(fd, "shutdown failed");
-                    }
-                    conn.phase = Phase::Lingering;
-                    conn.deadline = Some(now + LINGER);
-                    self.deadlines.push(now + LINGER, fd, conn.id);
-                }
-                Phase::Open | Phase::Lingering => {}
-            }
+        match conn.next(self.handler.owes(fd), &mut self.calls) {
+            Next::Stay => {}
+            Next::Close(reason) => return self.close(fd, reason),
+            Next::Linger => self.deadlines.linger(fd, conn.id, self.now),
         }
-        // Backpressure with hysteresis: stop reading above the limit, start
-        // again below half of it, so TCP flow control slows the sender.
-        if conn.outb.len() > max_pending {
-            conn.paused = true;
-        } else if conn.outb.len() <= max_pending / 2 {
-            conn.paused = false;
-        }
-        let interest = conn.interest();
-        if let Err(e) = self.selector.modify(fd, interest) {
-            self.close(fd, &e.to_string());
-        }
-    }
-
-    /// Entries of clients that have left stay in the heap (it cannot remove
-    /// from the middle); drop those on top, so an idle server does not wake
-    /// at the deadline of someone long gone.
-    fn forget_departed_deadlines(&mut self) {
-        while let Some((fd, id)) = self.deadlines.peek() {
-            if self.conn(fd).is_some_and(|c| c.id == id) {
-                return;
-            }
-            self.deadlines.pop();
-        }
-    }
-
-    /// Wake-ups with nothing ready come from here: idle clients are told so
-    /// and closed, lingering ones are closed.
-    fn expire_deadlines(&mut self) {
-        while let Some((fd, id)) = self.deadlines.pop_due(self.now) {
-            let now = self.now;
-            let Some(Record::Client(conn)) = self.selector.get_key_mut(fd).map(|k| &mut k.data)
-            else {
-                continue;
-            };
-            if conn.id != id {
-                continue; // that client is gone; the fd is someone else's now
-            }
-            match conn.deadline {
-                None => {}
-                Some(when) if when > now => self.deadlines.push(when, fd, id),
-                Some(_) if conn.phase == Phase::Open => {
-                    conn.deadline = None;
-                    conn.phase = Phase::Closing("idle timeout");
-                    conn.inb = Vec::new();
-                    let reply = protocol::IDLE_TIMEOUT;
-                    match send_or_queue(conn, reply, &mut self.calls, &self.totals) {
-                        Ok(()) => self.update(fd),
-                        Err(e) => self.close(fd, &e.to_string()),
-                    }
-                }
-                Some(_) => self.close(fd, "timed out"),
-            }
+        // Guards that hold reading back: backpressure, the handler's own.
+        let may_read =
+            self.limits.may_read(fd, conn.outb.len()) && self.handler.wants_input(fd, &conn.inb);
+        let events = conn.interest(may_read);
+        match self.selector.modify(fd, events) {
+            Ok(()) => events,
+            Err(e) => self.close(fd, &e.to_string()),
         }
     }
 
     /// Unregister, then close: in that order, so the selector never holds an
-    /// fd number the kernel may hand to someone else.
-    pub(super) fn close(&mut self, fd: RawFd, reason: &str) {
-        let Ok(Record::Client(conn)) = self.selector.unregister(fd) else {
+    /// fd number the kernel may hand to someone else. Returns the events a
+    /// closed connection wants: none.
+    fn close(&mut self, fd: RawFd, reason: &str) -> Events {
+        if let Ok(Record::Client(conn)) = self.selector.unregister(fd) {
+            self.clients -= 1;
+            self.calls
+                .close(conn.fd, &format!("{}: {reason}", conn.addr));
+            self.deadlines.forget(fd);
+            self.limits.forget(fd);
+            self.handler.forget(fd);
+            if self.spare.restore() {
+                self.watch_listener(EVENT_READ); // an fd is free: accept again
+            }
+        }
+        Events::NONE
+    }
+
+    /// Guard (`deadlines.rs`): an idle client is told so and closed gently;
+    /// a lingering (or stuck) one is closed.
+    fn on_deadline(&mut self, fd: RawFd, due: Due) {
+        let Some(conn) = client(&mut self.selector, fd) else {
             return;
         };
-        self.clients -= 1;
-        let why = format!("{}: {reason}", conn.addr);
-        self.calls.close(conn.fd, &why);
-        if self.spare.is_none() {
-            // An fd is free again: take the spare back, watch the listener.
-            self.spare = File::open("/dev/null").ok();
-            self.park_listener(false);
+        let ended = match (due, conn.phase) {
+            (Due::Idle, Phase::Open) => conn.end(
+                "idle timeout",
+                protocol::IDLE_TIMEOUT,
+                &mut self.calls,
+                &self.totals,
+            ),
+            _ => Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
+        };
+        match ended {
+            Ok(()) => self.update(fd),
+            Err(e) => self.close(fd, &e.to_string()),
+        };
+    }
+
+    /// Guard (`signals.rs`): SIGUSR1 prints the counters; SIGINT/SIGTERM
+    /// close the listener (the kernel refuses the backlog from then on) and
+    /// end every client gently: what it sent is answered, then our FIN.
+    fn on_signal(&mut self) -> io::Result<()> {
+        let heard = self.signals.take(&mut self.calls);
+        if heard.report {
+            eprintln!("{}", self.summary().stats_line());
+        }
+        let Some(listener) = self.listener.take_if(|_| heard.stop) else {
+            return Ok(());
+        };
+        self.selector.unregister(listener.as_raw_fd())?;
+        let why = "stop accepting: the kernel refuses the backlog from now on";
+        self.calls.close(OwnedFd::from(listener), why);
+        let clients: Vec<RawFd> = self.selector.keys().map(|key| key.fd).collect();
+        for fd in clients {
+            if let Some(conn) = client(&mut self.selector, fd).filter(|c| c.phase == Phase::Open) {
+                conn.phase = Phase::Closing("server stopping");
+                self.update(fd);
+            }
+        }
+        Ok(())
+    }
+
+    /// The handler's seam (`handler.rs`): work finished on other threads.
+    /// Send the replies, offer each client's waiting input again, and read
+    /// again from clients whose requests had to wait for room.
+    fn on_work_done(&mut self) {
+        let finished = self.handler.finished(&mut self.calls);
+        for done in finished.done {
+            Totals::add(&self.totals.lines, done.handled.lines);
+            let Some(conn) = client(&mut self.selector, done.fd).filter(|c| c.id == done.id) else {
+                continue; // the client left while its work ran
+            };
+            if let Some(reason) = done.handled.close {
+                (conn.phase, conn.inb) = (Phase::Closing(reason), Vec::new());
+            }
+            let offer_more = matches!(conn.phase, Phase::Open | Phase::Draining);
+            let mut sent = conn.send_or_queue(&done.replies, &mut self.calls, &self.totals);
+            if offer_more && sent.is_ok() {
+                self.replies.clear();
+                sent = self.feed(done.fd, 0);
+            }
+            match sent {
+                Ok(()) => self.update(done.fd),
+                Err(e) => self.close(done.fd, &e.to_string()),
+            };
+        }
+        for (fd, id) in finished.resumed {
+            if client(&mut self.selector, fd).is_some_and(|c| c.id == id) {
+                self.update(fd);
+            }
+        }
+    }
+
+    /// Guard (`spare_fd.rs`): stop or resume watching the listener.
+    fn watch_listener(&mut self, events: Events) {
+        if let Some(listener) = &self.listener {
+            let _ = self.selector.modify(listener.as_raw_fd(), events);
         }
     }
 
     fn summary(&self) -> Summary {
-        let stats = self.selector.stats();
-        let mut syscalls = match self.selector.backend() {
-            Backend::Epoll => vec![("epoll_wait", stats.waits), ("epoll_ctl", stats.ctl_calls)],
-            Backend::Kqueue => vec![("kevent", stats.waits + stats.ctl_calls)],
-            Backend::Poll => vec![("poll", stats.waits)],
-            Backend::Select => vec![("select", stats.waits)],
-        };
         let mut calls = self.calls.clone();
-        if let Some(pool) = &self.pool {
-            calls.write += pool.wakes(); // the workers' write(eventfd)s so far
-        }
-        syscalls.extend(calls.named());
-        Summary {
-            totals: self.totals.snapshot(),
-            syscalls,
-            wakeups: Some((stats.waits, stats.events)),
-        }
+        self.handler.count(&mut calls);
+        Summary::of_loop(&self.selector, &calls, &self.totals)
     }
 }
 
-/// Answer the complete lines of `conn.inb` + `input` into `replies`, keeping
-/// the unfinished last line in `conn.inb`. Returns the lines answered.
-fn answer(conn: &mut Conn, input: &[u8], replies: &mut Vec<u8>, max_line: usize) -> u64 {
-    let answered = if conn.inb.is_empty() {
-        // The common case: no partial line was waiting, so the read buffer
-        // is parsed where it is, and only an unfinished last line is copied.
-        let answered = protocol::respond(input, replies, max_line);
-        conn.inb.extend_from_slice(&input[answered.consumed..]);
-        answered
-    } else {
-        // The start of a line was waiting. Unless this read finishes it (or
-        // makes it too long), it is only appended: what is already in `inb`
-        // has been searched for a newline once and is not searched again.
-        let finished = protocol::find_newline(input).is_some();
-        conn.inb.extend_from_slice(input);
-        if !finished && conn.inb.len() <= max_line {
-            return 0;
-        }
-        let answered = protocol::respond(&conn.inb, replies, max_line);
-        conn.inb.drain(..answered.consumed);
-        answered
-    };
-    if answered.too_long {
-        conn.phase = Phase::Closing("line too long");
-    }
-    if answered.too_long || conn.inb.is_empty() {
-        conn.inb = Vec::new(); // give the memory back while idle
-    }
-    answered.lines
-}
-
-/// Send `reply` now if nothing is queued ahead of it, else queue it behind
-/// the older replies, in order. The optimistic write: most of the time the
-/// kernel takes it all and the selector never hears of EVENT_WRITE for this
-/// client.
-pub(super) fn send_or_queue(
-    conn: &mut Conn,
-    reply: &[u8],
-    calls: &mut Syscalls,
-    totals: &Totals,
-) -> io::Result<()> {
-    let sent = if conn.outb.is_empty() {
-        send(conn, reply, calls, totals)?
-    } else {
-        0
-    };
-    conn.outb.extend_from_slice(&reply[sent..]);
-    Ok(())
-}
-
-/// EAGAIN and EINTR: try again at the next readiness.
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    )
-}
-
-/// One `send`; EAGAIN means "nothing taken", not an error.
-fn send(conn: &Conn, buf: &[u8], calls: &mut Syscalls, totals: &Totals) -> io::Result<usize> {
-    match calls.send(conn.fd.as_raw_fd(), buf, &conn.addr) {
-        Ok(n) => {
-            Totals::add(&totals.bytes_out, n as u64);
-            Ok(n)
-        }
-        Err(e) if is_transient(&e) => Ok(0),
-        Err(e) => Err(e),
+/// The client record of `fd`, if it is one.
+fn client(selector: &mut Selector<Record>, fd: RawFd) -> Option<&mut Conn> {
+    match selector.get_key_mut(fd).map(|key| &mut key.data) {
+        Some(Record::Client(conn)) => Some(conn),
+        _ => None,
     }
 }

@@ -8,7 +8,9 @@
 //! two jobs, the *half-sync/half-async* pattern:
 //!
 //! - the event loop ([`super::event_loop`], unchanged) owns every connection
-//!   and does all the accepting, reading, parsing and writing;
+//!   and does all the accepting, reading and writing; this [`Pool`] is its
+//!   [`Handler`], so the loop hands it the requests and takes the replies
+//!   back (`handler.rs` is the seam);
 //! - a fixed pool of `--workers` threads runs only the handler (`--work-ms`);
 //! - finished work comes back through the selector itself: workers write to
 //!   an eventfd (a pipe on macOS/BSD) registered like any socket, and the loop
@@ -28,25 +30,21 @@
 use std::collections::VecDeque;
 use std::io;
 use std::mem;
-use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use super::event_loop::{send_or_queue, EventLoop, Phase, Record};
+use super::handler::{Done, Finished, Handled, Handler, Input};
 use super::syscalls::Syscalls;
-use super::{Config, Summary, Totals};
+use super::Config;
 use crate::protocol::{self, find_newline};
-use crate::selector::Backend;
 use crate::trace;
 
-/// Run the hybrid server: one selector loop, `--workers` handler threads.
-pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
-    let pool = Pool::start(config.pool_size(), config)?;
-    EventLoop::new(listener, Backend::default_for_os(), config, Some(pool))?.run()
-}
+/// How much a client may send ahead while a worker has its earlier
+/// requests (more waits in the kernel, and TCP slows the client).
+const READ_AHEAD: usize = 64 * 1024;
 
 /// Work for a worker: one connection's batch of complete lines.
 struct Job {
@@ -58,34 +56,42 @@ struct Job {
     last: bool,
 }
 
-/// Work done, on its way back to the loop.
-struct Finished {
-    fd: RawFd,
-    id: u64,
-    replies: Vec<u8>,
-    lines: u64,
-    too_long: bool,
-}
-
 /// What the workers hand back, and how they wake the loop.
 struct Outbox {
-    finished: Mutex<Vec<Finished>>,
+    finished: Mutex<Vec<Done>>,
     waker: Waker,
     /// `write(eventfd)` calls made by the workers, for the summary.
     wakes: AtomicU64,
 }
 
-/// The worker threads and their queue, owned by the event loop.
-pub(super) struct Pool {
-    jobs: SyncSender<Job>,
+/// Where a client's requests are, as far as the pool is concerned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// None of its requests are with the pool.
+    Free,
+    /// Client `id` has a job queued or running: no second one (order).
+    Busy { id: u64 },
+    /// Client `id`'s job found the queue full: it waits in `waiting`, and
+    /// the client is not read meanwhile.
+    Waiting { id: u64 },
+}
+
+/// The worker threads and their queue: hybrid mode's [`Handler`].
+pub struct Pool {
+    jobs: Option<SyncSender<Job>>,
     outbox: Arc<Outbox>,
     workers: Vec<thread::JoinHandle<()>>,
-    /// Connections whose work found the queue full, in arrival order.
-    waiting: VecDeque<(RawFd, u64)>,
+    /// By fd: where each client's requests are.
+    slots: Vec<Slot>,
+    /// Jobs that found the queue full, in arrival order.
+    waiting: VecDeque<Job>,
+    echo: bool,
+    max_line: usize,
 }
 
 impl Pool {
-    fn start(n: usize, config: &Config) -> io::Result<Pool> {
+    /// Start `n` workers, each waiting for jobs.
+    pub fn start(n: usize, config: &Config) -> io::Result<Pool> {
         let (jobs, queue) = mpsc::sync_channel::<Job>(2 * n);
         let queue = Arc::new(Mutex::new(queue));
         let outbox = Arc::new(Outbox {
@@ -109,32 +115,159 @@ impl Pool {
             workers.push(worker);
         }
         Ok(Pool {
-            jobs,
+            jobs: Some(jobs),
             outbox,
             workers,
+            slots: Vec::new(),
             waiting: VecDeque::new(),
+            echo: config.echo,
+            max_line: config.max_line,
         })
     }
 
-    /// The fd the loop registers to hear about finished work.
-    pub(super) fn waker_fd(&self) -> RawFd {
-        self.outbox.waker.read_fd()
+    fn slot(&mut self, fd: RawFd) -> &mut Slot {
+        let index = usize::try_from(fd).unwrap_or_default();
+        if index >= self.slots.len() {
+            self.slots.resize(index + 1, Slot::Free);
+        }
+        &mut self.slots[index]
     }
 
-    /// The `write(eventfd)` calls the workers have made so far.
-    pub(super) fn wakes(&self) -> u64 {
-        self.outbox.wakes.load(Relaxed)
+    fn slot_of(&self, fd: RawFd) -> Slot {
+        let index = usize::try_from(fd).ok();
+        index
+            .and_then(|i| self.slots.get(i).copied())
+            .unwrap_or(Slot::Free)
     }
 
-    /// Close the queue, let the workers finish what they hold, and count
-    /// the threads started and the wake-ups they wrote.
-    pub(super) fn finish(self, calls: &mut Syscalls) {
-        drop(self.jobs);
+    /// Queue a job, or put it in line if the queue is full. Returns false
+    /// when the workers are gone.
+    fn submit(&mut self, job: Job) -> bool {
+        let (fd, id) = (job.fd, job.id);
+        let Some(jobs) = &self.jobs else { return false };
+        match jobs.try_send(job) {
+            Ok(()) => *self.slot(fd) = Slot::Busy { id },
+            Err(TrySendError::Full(job)) => {
+                self.waiting.push_back(job);
+                *self.slot(fd) = Slot::Waiting { id };
+            }
+            Err(TrySendError::Disconnected(_)) => return false,
+        }
+        true
+    }
+}
+
+impl Handler for Pool {
+    /// Give this connection's complete lines to the pool, unless a worker
+    /// already has some of its requests (order) or waits for room.
+    fn input(&mut self, input: Input<'_>, _replies: &mut Vec<u8>) -> Handled {
+        input.inb.extend_from_slice(input.fresh);
+        if self.slot_of(input.fd) != Slot::Free {
+            return Handled::default();
+        }
+        let (cut, last) = next_batch(input.inb, input.eof, self.echo, self.max_line);
+        if cut == 0 {
+            return Handled::default(); // no complete line yet (or, at EOF, nothing left)
+        }
+        let requests: Vec<u8> = input.inb.drain(..cut).collect();
+        if input.inb.is_empty() {
+            *input.inb = Vec::new();
+        }
+        let (fd, id) = (input.fd, input.id);
+        if self.submit(Job {
+            fd,
+            id,
+            requests,
+            last,
+        }) {
+            Handled::default()
+        } else {
+            let close = Some("the worker pool is gone");
+            Handled { lines: 0, close }
+        }
+    }
+
+    /// Not while its job waits for room; and while a worker has its
+    /// requests, only so far ahead (then TCP holds the rest).
+    fn wants_input(&self, fd: RawFd, inb: &[u8]) -> bool {
+        match self.slot_of(fd) {
+            Slot::Free => true,
+            Slot::Busy { .. } => inb.len() <= READ_AHEAD,
+            Slot::Waiting { .. } => false,
+        }
+    }
+
+    /// Nothing is finished while a worker still has work for it.
+    fn owes(&self, fd: RawFd) -> bool {
+        self.slot_of(fd) != Slot::Free
+    }
+
+    fn waker(&self) -> Option<RawFd> {
+        Some(self.outbox.waker.read_fd())
+    }
+
+    /// Collect the finished work, then give the queue's room to the
+    /// connections waiting for it, the longest-waiting first.
+    fn finished(&mut self, calls: &mut Syscalls) -> Finished {
+        let r = self.outbox.waker.drain();
+        calls.read += 1;
+        if calls.trace {
+            let call = self.outbox.waker.narrate_read();
+            trace::line(
+                format_args!("{call}"),
+                &trace::result(r.as_ref().map(|_| 8)),
+                format_args!("workers have finished work"),
+            );
+        }
+        let mut finished = Finished::default();
+        let done = match self.outbox.finished.lock() {
+            Ok(mut list) => mem::take(&mut *list),
+            Err(_) => Vec::new(),
+        };
+        for done in done {
+            // A client that left while its work ran, or whose fd number went
+            // to someone else since, is not told anything.
+            if self.slot_of(done.fd) == (Slot::Busy { id: done.id }) {
+                *self.slot(done.fd) = Slot::Free;
+                finished.done.push(done);
+            }
+        }
+        while let Some(job) = self.waiting.pop_front() {
+            let (fd, id) = (job.fd, job.id);
+            if self.slot_of(fd) != (Slot::Waiting { id }) {
+                continue; // that client is gone
+            }
+            let Some(jobs) = &self.jobs else { break };
+            match jobs.try_send(job) {
+                Ok(()) => {
+                    *self.slot(fd) = Slot::Busy { id };
+                    finished.resumed.push((fd, id));
+                }
+                Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                    self.waiting.push_front(job);
+                    break;
+                }
+            }
+        }
+        finished
+    }
+
+    fn forget(&mut self, fd: RawFd) {
+        *self.slot(fd) = Slot::Free;
+    }
+
+    /// The workers started, and the wake-ups they wrote so far.
+    fn count(&self, calls: &mut Syscalls) {
         calls.clone += self.workers.len() as u64;
-        for worker in self.workers {
+        calls.write += self.outbox.wakes.load(Relaxed);
+    }
+
+    /// Close the queue and let the workers finish what they hold.
+    fn finish(&mut self) {
+        self.jobs = None;
+        for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
-        calls.write += self.outbox.wakes.load(Relaxed);
     }
 }
 
@@ -163,16 +296,16 @@ fn work(i: usize, queue: &Mutex<mpsc::Receiver<Job>>, outbox: &Outbox, config: &
             // The slow handler: only this worker waits.
             thread::sleep(config.work * lines.max(1) as u32);
         }
-        let finished = Finished {
+        let close = too_long.then_some("line too long");
+        let done = Done {
             fd: job.fd,
             id: job.id,
             replies,
-            lines,
-            too_long,
+            handled: Handled { lines, close },
         };
         let first = match outbox.finished.lock() {
             Ok(mut list) => {
-                list.push(finished);
+                list.push(done);
                 list.len() == 1
             }
             Err(_) => return,
@@ -190,113 +323,6 @@ fn work(i: usize, queue: &Mutex<mpsc::Receiver<Job>>, outbox: &Outbox, config: &
                     &trace::result(r.as_ref().map(|()| 8)),
                     format_args!("{why}"),
                 );
-            }
-        }
-    }
-}
-
-impl EventLoop {
-    /// Hybrid mode: give this connection's complete lines to the pool, unless
-    /// a worker already has some of its requests (order) or the queue is full
-    /// (then it waits in line, and is not read meanwhile).
-    pub(super) fn hand_off(&mut self, fd: RawFd) {
-        let echo = self.config.echo;
-        let max_line = self.config.max_line;
-        let Some(conn) = self.conn(fd) else { return };
-        if conn.in_flight || conn.waiting || !matches!(conn.phase, Phase::Open | Phase::Draining) {
-            return;
-        }
-        let eof = conn.phase == Phase::Draining;
-        let (cut, last) = next_batch(&conn.inb, eof, echo, max_line);
-        if cut == 0 {
-            return; // no complete line yet (or, at EOF, nothing left)
-        }
-        let requests: Vec<u8> = conn.inb.drain(..cut).collect();
-        if conn.inb.is_empty() {
-            conn.inb = Vec::new();
-        }
-        let id = conn.id;
-        let Some(pool) = self.pool.as_mut() else {
-            return;
-        };
-        match pool.jobs.try_send(Job {
-            fd,
-            id,
-            requests,
-            last,
-        }) {
-            Ok(()) => {
-                if let Some(conn) = self.conn(fd) {
-                    conn.in_flight = true;
-                }
-            }
-            Err(TrySendError::Full(job)) => {
-                pool.waiting.push_back((fd, id));
-                if let Some(conn) = self.conn(fd) {
-                    // Put the lines back in front of anything newer.
-                    let mut inb = job.requests;
-                    inb.extend_from_slice(&conn.inb);
-                    conn.inb = inb;
-                    conn.waiting = true;
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => self.close(fd, "the worker pool is gone"),
-        }
-    }
-
-    /// The waker fired: collect finished work, send the replies, hand on
-    /// the next batches, and give queue room to connections waiting for it.
-    pub(super) fn on_work_done(&mut self) {
-        let Some(pool) = &self.pool else { return };
-        let outbox = Arc::clone(&pool.outbox);
-        let r = outbox.waker.drain();
-        self.calls.read += 1;
-        if self.config.trace {
-            let call = outbox.waker.narrate_read();
-            trace::line(
-                format_args!("{call}"),
-                &trace::result(r.as_ref().map(|_| 8)),
-                format_args!("workers have finished work"),
-            );
-        }
-        let finished = match outbox.finished.lock() {
-            Ok(mut list) => mem::take(&mut *list),
-            Err(_) => return,
-        };
-        for done in finished {
-            Totals::add(&self.totals.lines, done.lines);
-            let (calls, totals) = (&mut self.calls, &self.totals);
-            let Some(Record::Client(conn)) =
-                self.selector.get_key_mut(done.fd).map(|k| &mut k.data)
-            else {
-                continue; // the client left while its work ran
-            };
-            if conn.id != done.id {
-                continue; // ... and the fd number went to someone else
-            }
-            conn.in_flight = false;
-            if done.too_long {
-                conn.phase = Phase::Closing("line too long");
-                conn.inb = Vec::new();
-            }
-            if let Err(e) = send_or_queue(conn, &done.replies, calls, totals) {
-                self.close(done.fd, &e.to_string());
-                continue;
-            }
-            self.hand_off(done.fd);
-            self.update(done.fd);
-        }
-        // The queue has room again: the longest-waiting connections first.
-        while let Some((fd, id)) = self.pool.as_mut().and_then(|p| p.waiting.pop_front()) {
-            match self.conn(fd) {
-                Some(conn) if conn.id == id => conn.waiting = false,
-                _ => continue,
-            }
-            self.hand_off(fd);
-            let still_waiting = self.conn(fd).is_some_and(|c| c.waiting);
-            self.update(fd);
-            if still_waiting {
-                break;
             }
         }
     }
@@ -380,14 +406,8 @@ impl Waker {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 impl Waker {
     fn new() -> io::Result<Waker> {
-        use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
-        let (read, write) = nix::unistd::pipe()?;
-        for fd in [&read, &write] {
-            fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-            fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
-        }
         Ok(Waker {
-            pipe: (read, write),
+            pipe: super::signals::nonblocking_pipe()?,
         })
     }
     fn read_fd(&self) -> RawFd {

@@ -24,12 +24,20 @@ use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
 use crate::net;
-use crate::selector::Backend;
+use crate::selector::{Backend, Selector};
+use handler::Inline;
+use syscalls::Syscalls;
 
 pub mod blocking;
+pub mod conn;
 pub mod deadlines;
 pub mod event_loop;
+pub mod handler;
 pub mod hybrid;
+pub mod limits;
+pub mod reuseport;
+pub mod signals;
+pub mod spare_fd;
 pub mod syscalls;
 pub mod threaded;
 
@@ -266,6 +274,24 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// An event loop's summary: its totals, the selector's calls (named as
+    /// strace shows them for its backend), then the socket calls.
+    pub fn of_loop<T>(selector: &Selector<T>, calls: &Syscalls, totals: &Totals) -> Summary {
+        let stats = selector.stats();
+        let mut syscalls = match selector.backend() {
+            Backend::Epoll => vec![("epoll_wait", stats.waits), ("epoll_ctl", stats.ctl_calls)],
+            Backend::Kqueue => vec![("kevent", stats.waits + stats.ctl_calls)],
+            Backend::Poll => vec![("poll", stats.waits)],
+            Backend::Select => vec![("select", stats.waits)],
+        };
+        syscalls.extend(calls.named());
+        Summary {
+            totals: totals.snapshot(),
+            syscalls,
+            wakeups: Some((stats.waits, stats.events)),
+        }
+    }
+
     /// Add another event loop's counts into this one (`--workers N`).
     pub fn absorb(&mut self, other: &Summary) {
         let (t, o) = (&self.totals, &other.totals);
@@ -352,10 +378,18 @@ pub fn serve(mode: Mode, config: &Config) -> io::Result<Summary> {
     announce(&listener, mode)?;
     match mode {
         Mode::Blocking => blocking::serve(listener, config),
-        Mode::Selector(backend) => event_loop::serve(listener, backend, config),
+        Mode::Selector(backend) => {
+            let config = config.clone();
+            reuseport::serve(listener, &config.clone(), move |listener| {
+                event_loop::serve(listener, backend, &config, Inline::new(&config))
+            })
+        }
         Mode::Threads => threaded::serve(listener, config, None),
         Mode::Pool => threaded::serve(listener, config, Some(config.pool_size())),
-        Mode::Hybrid => hybrid::serve(listener, config),
+        Mode::Hybrid => {
+            let pool = hybrid::Pool::start(config.pool_size(), config)?;
+            event_loop::serve(listener, Backend::default_for_os(), config, pool)
+        }
     }
 }
 

@@ -1,0 +1,201 @@
+//! One client of the event loop: the course's
+//! `SimpleNamespace(addr=, inb=b"", outb=b"")`, and its life from the first
+//! read to a close that loses nothing.
+//!
+//! The course closes a socket as soon as `recv` returns `b""`. A server that
+//! must never lose a reply needs a little more, and [`Phase`] is that life:
+//! after the client's EOF, flush what is owed, then close (the half-close the
+//! protocol promises); when *we* end a connection (a line too long, the idle
+//! timeout, the server stopping, too many clients), send the last reply,
+//! shut down our side, and keep discarding the client's input for a moment:
+//! closing a socket with unread input makes the kernel send a reset, which
+//! can destroy the reply the client has not read yet (the "lingering close"
+//! of Apache and nginx).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use super::syscalls::Syscalls;
+use super::Totals;
+use crate::selector::{Events, EVENT_READ, EVENT_WRITE};
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading requests and answering them.
+    Open,
+    /// The client shut down its side: flush every reply owed, then close.
+    Draining,
+    /// We are ending it, for this reason: flush the last reply, then linger.
+    Closing(&'static str),
+    /// Our side is shut down: discard input until the client's EOF (or the
+    /// linger deadline).
+    Lingering,
+}
+
+/// What a connection needs once its replies are all sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Carry on.
+    Stay,
+    /// Close it now, for this reason.
+    Close(&'static str),
+    /// Our side was shut down: it lingers now (start its deadline).
+    Linger,
+}
+
+/// One client: its socket, address and buffers, and where it is in its life.
+pub struct Conn {
+    pub fd: OwnedFd,
+    pub addr: SocketAddr,
+    /// Tells this connection from an earlier one that had the same fd number.
+    pub id: u64,
+    pub phase: Phase,
+    /// The start of a line still arriving. Empty (and unallocated) between
+    /// lines, which is most of the time.
+    pub inb: Vec<u8>,
+    /// Replies the kernel has not taken yet. Like `inb`, it holds memory only
+    /// while there is something in it.
+    pub outb: Vec<u8>,
+}
+
+impl Conn {
+    /// A new client, open, with empty buffers.
+    pub fn new(fd: OwnedFd, addr: SocketAddr, id: u64) -> Conn {
+        let (inb, outb) = (Vec::new(), Vec::new());
+        Conn {
+            fd,
+            addr,
+            id,
+            phase: Phase::Open,
+            inb,
+            outb,
+        }
+    }
+
+    /// The raw fd, as the selector knows it.
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// End the connection on purpose: `last` is its last reply (the reason
+    /// in the protocol's words), unread requests are dropped.
+    pub fn end(
+        &mut self,
+        reason: &'static str,
+        last: &[u8],
+        calls: &mut Syscalls,
+        totals: &Totals,
+    ) -> io::Result<()> {
+        (self.phase, self.inb) = (Phase::Closing(reason), Vec::new());
+        self.send_or_queue(last, calls, totals)
+    }
+
+    /// `read` into `buf`; `Ok(None)` when nothing is there after all.
+    pub fn read(
+        &mut self,
+        buf: &mut [u8],
+        calls: &mut Syscalls,
+        totals: &Totals,
+    ) -> io::Result<Option<usize>> {
+        match calls.read(&self.fd, buf, &self.addr) {
+            Ok(n) => {
+                Totals::add(&totals.bytes_in, n as u64);
+                Ok(Some(n))
+            }
+            Err(e) if is_transient(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Send `reply` now if nothing is queued ahead of it, else queue it
+    /// behind the older replies, in order. The optimistic write: most of the
+    /// time the kernel takes it all and the selector never hears of
+    /// EVENT_WRITE for this client.
+    pub fn send_or_queue(
+        &mut self,
+        reply: &[u8],
+        calls: &mut Syscalls,
+        totals: &Totals,
+    ) -> io::Result<()> {
+        let sent = if self.outb.is_empty() && !reply.is_empty() {
+            self.send(reply, calls, totals)?
+        } else {
+            0
+        };
+        self.outb.extend_from_slice(&reply[sent..]);
+        Ok(())
+    }
+
+    /// Write what is queued; returns how many bytes the kernel took.
+    pub fn flush(&mut self, calls: &mut Syscalls, totals: &Totals) -> io::Result<usize> {
+        let sent = self.send(&self.outb, calls, totals)?;
+        self.outb.drain(..sent);
+        if self.outb.is_empty() {
+            self.outb = Vec::new(); // give the memory back while idle
+        }
+        Ok(sent)
+    }
+
+    /// One `send`; EAGAIN means "nothing taken", not an error.
+    fn send(&self, buf: &[u8], calls: &mut Syscalls, totals: &Totals) -> io::Result<usize> {
+        match calls.send(self.raw(), buf, &self.addr) {
+            Ok(n) => {
+                Totals::add(&totals.bytes_out, n as u64);
+                Ok(n)
+            }
+            Err(e) if is_transient(&e) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Move on in life once every reply is sent (and the handler `owes`
+    /// none): a draining client is closed (close(2) sends our FIN after the
+    /// last reply, the client reads EOF); a closing one gets our FIN now and
+    /// lingers.
+    pub fn next(&mut self, owes: bool, calls: &mut Syscalls) -> Next {
+        if !self.outb.is_empty() || owes {
+            return Next::Stay;
+        }
+        match self.phase {
+            Phase::Draining => Next::Close("client done"),
+            Phase::Closing(reason) => {
+                let why = format!("{reason}: the last reply is sent, our FIN");
+                if calls.shutdown_write(self.raw(), &why).is_err() {
+                    return Next::Close("shutdown failed");
+                }
+                self.phase = Phase::Lingering;
+                Next::Linger
+            }
+            Phase::Open | Phase::Lingering => Next::Stay,
+        }
+    }
+
+    /// The events this connection needs next: READ while it takes requests
+    /// (and `may_read`: no guard holds it back) or lingers; WRITE only while
+    /// replies wait for room in the kernel's send buffer.
+    pub fn interest(&self, may_read: bool) -> Events {
+        let reading = match self.phase {
+            Phase::Open => may_read,
+            Phase::Lingering => true,
+            Phase::Draining | Phase::Closing(_) => false,
+        };
+        let mut events = Events::NONE;
+        if reading {
+            events |= EVENT_READ;
+        }
+        if !self.outb.is_empty() {
+            events |= EVENT_WRITE;
+        }
+        events
+    }
+}
+
+/// EAGAIN and EINTR: try again at the next readiness.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}

@@ -1,0 +1,179 @@
+//! The seam between the event loop and the work: who answers the requests.
+//!
+//! The event loop reads bytes and writes replies; what turns one into the
+//! other is a [`Handler`]. There are two:
+//!
+//! - [`Inline`], the course's way: the loop answers every complete line the
+//!   moment it is read, on its own thread (so a slow `--work-ms` handler
+//!   stalls every client: that is the lesson of the selector modes);
+//! - hybrid mode's worker pool (`hybrid.rs`), which takes the lines, answers
+//!   them on other threads, and hands the replies back through a waker fd the
+//!   loop watches like any socket.
+//!
+//! A trait, because this is a true seam: the loop calls the same few methods
+//! and does not know which of the two it has. Every method but
+//! [`Handler::input`] has a default that suits the inline handler.
+
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use super::syscalls::Syscalls;
+use super::Config;
+use crate::protocol;
+
+/// One client's unanswered input, lent by the loop to the handler.
+pub struct Input<'a> {
+    /// The client's socket: how the handler tells clients apart.
+    pub fd: RawFd,
+    /// Tells this connection from an earlier one that had the same fd number.
+    pub id: u64,
+    /// The start of a line still arriving, kept between reads (the course's
+    /// `data.inb`). A handler leaves in it what it has not taken.
+    pub inb: &'a mut Vec<u8>,
+    /// What the latest read brought; empty when the loop only offers `inb`
+    /// again (after a worker finished, or at the client's EOF).
+    pub fresh: &'a [u8],
+    /// The client has shut down its side: nothing more will come, and an
+    /// unterminated last line is answered too.
+    pub eof: bool,
+}
+
+/// What a handler did with an [`Input`] (or with a job, in [`Done`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Handled {
+    /// Complete lines answered.
+    pub lines: u64,
+    /// End the connection once the replies are sent, for this reason (a line
+    /// over `--max-line`).
+    pub close: Option<&'static str>,
+}
+
+/// Work a handler finished on another thread: replies for one client.
+pub struct Done {
+    pub fd: RawFd,
+    pub id: u64,
+    pub replies: Vec<u8>,
+    pub handled: Handled,
+}
+
+/// What [`Handler::finished`] hands back when the waker fires.
+#[derive(Default)]
+pub struct Finished {
+    /// Replies ready to send, in the order the work finished.
+    pub done: Vec<Done>,
+    /// Clients whose requests waited for room in a full queue and are now
+    /// with a worker: the loop may read from them again.
+    pub resumed: Vec<(RawFd, u64)>,
+}
+
+/// Who answers requests: the event loop calls these at fixed points.
+pub trait Handler {
+    /// Bytes arrived for a client (or the loop offers its `inb` again):
+    /// answer what can be answered now into `replies`, or take complete
+    /// lines to answer later, through [`Handler::finished`].
+    fn input(&mut self, input: Input<'_>, replies: &mut Vec<u8>) -> Handled;
+
+    /// Whether the loop should read more from client `fd` now, given what
+    /// it already holds unanswered (`inb`).
+    fn wants_input(&self, _fd: RawFd, _inb: &[u8]) -> bool {
+        true
+    }
+
+    /// Whether replies to client `fd` are still being worked on: then its
+    /// connection is not finished, whatever else says so.
+    fn owes(&self, _fd: RawFd) -> bool {
+        false
+    }
+
+    /// An fd that becomes readable when finished work is waiting; the loop
+    /// registers it (`Record::Waker`) and calls [`Handler::finished`].
+    fn waker(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// The waker fired: collect the finished work.
+    fn finished(&mut self, _calls: &mut Syscalls) -> Finished {
+        Finished::default()
+    }
+
+    /// Client `fd` is gone: forget whatever is kept for it.
+    fn forget(&mut self, _fd: RawFd) {}
+
+    /// Add the system calls made on the handler's own threads.
+    fn count(&self, _calls: &mut Syscalls) {}
+
+    /// The server stops: let the work in progress end.
+    fn finish(&mut self) {}
+}
+
+/// The course's handler: answer on the loop's own thread, at once.
+pub struct Inline {
+    echo: bool,
+    max_line: usize,
+    work: Duration,
+}
+
+impl Inline {
+    /// An inline handler for `--echo`, `--max-line` and `--work-ms`.
+    pub fn new(config: &Config) -> Inline {
+        Inline {
+            echo: config.echo,
+            max_line: config.max_line,
+            work: config.work,
+        }
+    }
+}
+
+impl Handler for Inline {
+    fn input(&mut self, input: Input<'_>, replies: &mut Vec<u8>) -> Handled {
+        if self.echo {
+            replies.extend_from_slice(input.fresh); // RFC 862: every byte back
+            return Handled::default();
+        }
+        if input.eof {
+            // The client shut down its side: its last unterminated line, if
+            // any, is answered too.
+            protocol::respond_final(input.inb, replies);
+            *input.inb = Vec::new();
+            return Handled::default();
+        }
+        let handled = answer(input.inb, input.fresh, replies, self.max_line);
+        if !self.work.is_zero() && handled.lines > 0 {
+            // The slow handler, run right here in the loop: every other
+            // client waits while this one "computes". That is the lesson.
+            std::thread::sleep(self.work * handled.lines as u32);
+        }
+        handled
+    }
+}
+
+/// Answer the complete lines of `inb` + `fresh` into `replies`, keeping the
+/// unfinished last line in `inb`.
+fn answer(inb: &mut Vec<u8>, fresh: &[u8], replies: &mut Vec<u8>, max_line: usize) -> Handled {
+    let answered = if inb.is_empty() {
+        // The common case: no partial line was waiting, so the read buffer
+        // is parsed where it is, and only an unfinished last line is copied.
+        let answered = protocol::respond(fresh, replies, max_line);
+        inb.extend_from_slice(&fresh[answered.consumed..]);
+        answered
+    } else {
+        // The start of a line was waiting. Unless this read finishes it (or
+        // makes it too long), it is only appended: what is already in `inb`
+        // has been searched for a newline once and is not searched again.
+        let finished = protocol::find_newline(fresh).is_some();
+        inb.extend_from_slice(fresh);
+        if !finished && inb.len() <= max_line {
+            return Handled::default();
+        }
+        let answered = protocol::respond(inb, replies, max_line);
+        inb.drain(..answered.consumed);
+        answered
+    };
+    if inb.is_empty() {
+        *inb = Vec::new(); // give the memory back while idle
+    }
+    Handled {
+        lines: answered.lines,
+        close: answered.too_long.then_some("line too long"),
+    }
+}

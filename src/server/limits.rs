@@ -1,0 +1,69 @@
+//! Guard: limits, so that no client can take more than its share.
+//!
+//! - **`--max-clients`**: the loop serves at most this many clients at once.
+//!   One more is accepted only to be told `error: server busy` and closed,
+//!   rather than left waiting in the listen queue without a word.
+//! - **`--max-pending`, backpressure**: a client that sends requests but
+//!   never reads the replies would make its output buffer grow without end.
+//!   Above the limit, the loop stops reading that client (it drops
+//!   EVENT_READ), so its requests wait in the kernel, TCP's flow control
+//!   fills its window, and the client itself is slowed down. Reading resumes
+//!   below half the limit: the gap (hysteresis) keeps a client near the limit
+//!   from flipping the registration on every write.
+
+use std::os::fd::RawFd;
+
+use super::Config;
+
+/// The limits, and which clients are paused by backpressure.
+pub struct Limits {
+    max_clients: usize,
+    max_pending: usize,
+    /// Indexed by fd: reading from this client is paused.
+    paused: Vec<bool>,
+}
+
+impl Limits {
+    /// The limits of `--max-clients` and `--max-pending`.
+    pub fn new(config: &Config) -> Limits {
+        Limits {
+            max_clients: config.max_clients,
+            max_pending: config.max_pending,
+            paused: Vec::new(),
+        }
+    }
+
+    /// Whether one more client may be served while `clients` are.
+    pub fn admits(&self, clients: usize) -> bool {
+        clients < self.max_clients
+    }
+
+    /// The client on `fd` has `pending` reply bytes not yet taken by the
+    /// kernel: pause it above the limit, resume it at half. Returns whether
+    /// it may be read from.
+    pub fn may_read(&mut self, fd: RawFd, pending: usize) -> bool {
+        let Ok(index) = usize::try_from(fd) else {
+            return true;
+        };
+        if index >= self.paused.len() {
+            self.paused.resize(index + 1, false);
+        }
+        let paused = &mut self.paused[index];
+        if pending > self.max_pending {
+            *paused = true;
+        } else if pending <= self.max_pending / 2 {
+            *paused = false;
+        }
+        !*paused
+    }
+
+    /// The client on `fd` is gone.
+    pub fn forget(&mut self, fd: RawFd) {
+        if let Some(paused) = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.paused.get_mut(i))
+        {
+            *paused = false;
+        }
+    }
+}

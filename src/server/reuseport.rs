@@ -1,0 +1,39 @@
+//! Guard: several event loops on one port (`--workers N` in a selector mode).
+//!
+//! One loop uses one core. To use N, run N loops, one per thread, each with
+//! its own listener bound to the same port with `SO_REUSEPORT`: the kernel
+//! spreads new connections between the listeners, so no two loops ever wake
+//! for the same connection (the thundering herd a shared listener would
+//! cause), and the loops share nothing at all.
+
+use std::io;
+use std::net::TcpListener;
+
+use super::{Config, Summary};
+use crate::net;
+
+/// Run `serve_one` on `listener` and on `loops - 1` more listeners bound to
+/// the same address, each on a thread of its own; add up their summaries.
+pub fn serve<F>(listener: TcpListener, config: &Config, serve_one: F) -> io::Result<Summary>
+where
+    F: Fn(TcpListener) -> io::Result<Summary> + Clone + Send + 'static,
+{
+    let loops = config.workers.unwrap_or(1).max(1);
+    let addr = listener.local_addr()?;
+    let mut others = Vec::new();
+    for _ in 1..loops {
+        let ip = addr.ip().to_string();
+        let listener = net::listen(&ip, addr.port(), config.backlog, true, true)?;
+        let serve_one = serve_one.clone();
+        others.push(std::thread::spawn(move || serve_one(listener)));
+    }
+    let mut summary = serve_one(listener)?;
+    for other in others {
+        match other.join() {
+            Ok(Ok(theirs)) => summary.absorb(&theirs),
+            Ok(Err(e)) => eprintln!("event loop: {e}"),
+            Err(_) => eprintln!("an event loop panicked"),
+        }
+    }
+    Ok(summary)
+}
