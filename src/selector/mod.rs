@@ -316,6 +316,7 @@ pub struct SelectorStats {
 pub struct Selector<T> {
     poller: Poller,
     backend: Backend,
+    edge: bool,
     /// Records indexed by fd: fds are small integers handed out lowest-first,
     /// so a vector is the natural map (Redis's `events[fd]`).
     keys: Vec<Option<SelectorKey<T>>>,
@@ -363,6 +364,7 @@ impl<T> Selector<T> {
         Ok(Selector {
             poller,
             backend,
+            edge,
             keys: Vec::new(),
             len: 0,
             batch: 0,
@@ -379,6 +381,12 @@ impl<T> Selector<T> {
     /// Which backend this selector uses.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether it is edge-triggered: then every fd must be read (and
+    /// accepted from) until EAGAIN.
+    pub fn is_edge(&self) -> bool {
+        self.edge
     }
 
     /// How many fds are registered.

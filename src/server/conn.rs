@@ -79,20 +79,24 @@ impl Conn {
         self.fd.as_raw_fd()
     }
 
-    /// End the connection on purpose: `last` is its last reply (the reason
-    /// in the protocol's words), unread requests are dropped.
-    pub fn end(
+    /// Send `replies` now, or queue them. With `close`, they are the last:
+    /// the connection ends for that reason once they are sent, and requests
+    /// not answered yet are dropped.
+    pub fn respond(
         &mut self,
-        reason: &'static str,
-        last: &[u8],
+        close: Option<&'static str>,
+        replies: &[u8],
         calls: &mut Syscalls,
         totals: &Totals,
     ) -> io::Result<()> {
-        (self.phase, self.inb) = (Phase::Closing(reason), Vec::new());
-        self.send_or_queue(last, calls, totals)
+        if let Some(reason) = close {
+            (self.phase, self.inb) = (Phase::Closing(reason), Vec::new());
+        }
+        self.send_or_queue(replies, calls, totals)
     }
 
-    /// `read` into `buf`; `Ok(None)` when nothing is there after all.
+    /// `read` into `buf`: how many bytes came (0: the client's EOF), or
+    /// `None` if nothing was there after all.
     pub fn read(
         &mut self,
         buf: &mut [u8],
@@ -109,11 +113,26 @@ impl Conn {
         }
     }
 
+    /// After a read of `n` bytes: whether they are requests to answer. At
+    /// the client's EOF an open connection starts draining. A connection we
+    /// are ending (or a hang-up reported as readable) only discards input,
+    /// until the EOF that lets it close.
+    pub fn takes_input(&mut self, n: usize) -> bool {
+        let open = self.phase == Phase::Open;
+        if n == 0 {
+            self.phase = Phase::Draining; // flush what is owed, then close
+            if !open {
+                self.outb = Vec::new();
+            }
+        }
+        open
+    }
+
     /// Send `reply` now if nothing is queued ahead of it, else queue it
     /// behind the older replies, in order. The optimistic write: most of the
     /// time the kernel takes it all and the selector never hears of
     /// EVENT_WRITE for this client.
-    pub fn send_or_queue(
+    fn send_or_queue(
         &mut self,
         reply: &[u8],
         calls: &mut Syscalls,

@@ -50,9 +50,13 @@ struct Deadline {
     due: Due,
 }
 
-/// The clients' deadlines: a table by fd, and a min-heap of `(when, fd)`.
+/// The clients' deadlines: a table by fd, and a min-heap of `(when, fd)`;
+/// and the loop's clock.
 pub struct Deadlines {
     idle: Option<Duration>,
+    /// The time of the loop's latest wake-up: one clock read per wake-up,
+    /// not one per event.
+    now: Instant,
     table: Vec<Option<Deadline>>,
     heap: BinaryHeap<Reverse<(Instant, RawFd)>>,
 }
@@ -62,21 +66,28 @@ impl Deadlines {
     pub fn new(idle: Option<Duration>) -> Deadlines {
         Deadlines {
             idle,
+            now: Instant::now(),
             table: Vec::new(),
             heap: BinaryHeap::new(),
         }
     }
 
+    /// The loop woke up: read the clock.
+    pub fn tick(&mut self) {
+        self.now = Instant::now();
+    }
+
     /// A new client `id` on `fd`: its idle deadline starts now.
-    pub fn start(&mut self, fd: RawFd, id: u64, now: Instant) {
+    pub fn start(&mut self, fd: RawFd, id: u64) {
         if let Some(idle) = self.idle {
-            self.set(fd, id, now + idle, Due::Idle);
+            self.set(fd, id, self.now + idle, Due::Idle);
         }
     }
 
     /// The client on `fd` did something: its idle deadline moves later.
     /// No heap work: the entry is moved when it comes due.
-    pub fn touch(&mut self, fd: RawFd, now: Instant) {
+    pub fn touch(&mut self, fd: RawFd) {
+        let now = self.now;
         if let (Some(idle), Some(Some(d))) = (self.idle, self.slot(fd)) {
             if d.due == Due::Idle {
                 d.when = now + idle;
@@ -84,9 +95,9 @@ impl Deadlines {
         }
     }
 
-    /// The client `id` on `fd` is lingering: close it at `now + LINGER`.
-    pub fn linger(&mut self, fd: RawFd, id: u64, now: Instant) {
-        self.set(fd, id, now + LINGER, Due::Linger);
+    /// The client `id` on `fd` is lingering: close it `LINGER` from now.
+    pub fn linger(&mut self, fd: RawFd, id: u64) {
+        self.set(fd, id, self.now + LINGER, Due::Linger);
     }
 
     /// The client on `fd` is gone.
@@ -100,19 +111,20 @@ impl Deadlines {
     /// up by the selector, or forever (`None`) when there is none. Entries
     /// of departed clients are dropped first, so an idle server does not wake
     /// at the deadline of someone long gone.
-    pub fn timeout(&mut self, now: Instant) -> Option<Duration> {
+    pub fn timeout(&mut self) -> Option<Duration> {
         while let Some(&Reverse((at, fd))) = self.heap.peek() {
             if self.is_current(at, fd) {
-                return Some(at.saturating_duration_since(now));
+                return Some(at.saturating_duration_since(self.now));
             }
             self.heap.pop();
         }
         None
     }
 
-    /// The next client whose deadline has passed at `now`, if any; its
-    /// deadline is then cleared.
-    pub fn next_due(&mut self, now: Instant) -> Option<(RawFd, Due)> {
+    /// The next client whose deadline has passed, if any; its deadline is
+    /// then cleared.
+    pub fn next_due(&mut self) -> Option<(RawFd, Due)> {
+        let now = self.now;
         while let Some(&Reverse((at, fd))) = self.heap.peek() {
             if at > now {
                 return None;
@@ -182,57 +194,69 @@ impl Deadlines {
 mod tests {
     use super::*;
 
+    const SEC: Duration = Duration::from_secs(1);
+
+    /// Deadlines whose clock is set by hand, `idle` seconds of idle timeout.
+    fn deadlines(idle: u64) -> Deadlines {
+        Deadlines::new(Some(SEC * idle as u32))
+    }
+
     #[test]
     fn nearest_deadline_sets_the_timeout_and_comes_due_first() {
-        let now = Instant::now();
-        let mut d = Deadlines::new(Some(Duration::from_secs(5)));
-        assert_eq!(d.timeout(now), None, "nothing due: sleep forever");
-        d.start(7, 1, now);
-        d.start(8, 2, now - Duration::from_secs(3));
-        assert_eq!(d.timeout(now), Some(Duration::from_secs(2)));
-        assert_eq!(d.next_due(now), None);
-        let later = now + Duration::from_secs(3);
-        assert_eq!(d.next_due(later), Some((8, Due::Idle)));
-        assert_eq!(d.next_due(later), None);
+        let mut d = deadlines(5);
+        let start = d.now;
+        assert_eq!(d.timeout(), None, "nothing due: sleep forever");
+        d.start(7, 1);
+        d.now = start - 3 * SEC;
+        d.start(8, 2);
+        d.now = start;
+        assert_eq!(d.timeout(), Some(2 * SEC));
+        assert_eq!(d.next_due(), None);
+        d.now = start + 3 * SEC;
+        assert_eq!(d.next_due(), Some((8, Due::Idle)));
+        assert_eq!(d.next_due(), None);
         assert_eq!(d.len(), 1);
     }
 
     #[test]
     fn activity_moves_the_deadline_without_a_second_entry() {
-        let now = Instant::now();
-        let mut d = Deadlines::new(Some(Duration::from_secs(5)));
-        d.start(7, 1, now);
-        d.touch(7, now + Duration::from_secs(4));
+        let mut d = deadlines(5);
+        let start = d.now;
+        d.start(7, 1);
+        d.now = start + 4 * SEC;
+        d.touch(7);
         assert_eq!(d.len(), 1);
-        assert_eq!(d.next_due(now + Duration::from_secs(6)), None, "moved");
+        d.now = start + 6 * SEC;
+        assert_eq!(d.next_due(), None, "moved");
         assert_eq!(d.len(), 1, "queued again at the new time");
-        let due = d.next_due(now + Duration::from_secs(9));
-        assert_eq!(due, Some((7, Due::Idle)));
+        d.now = start + 9 * SEC;
+        assert_eq!(d.next_due(), Some((7, Due::Idle)));
     }
 
     #[test]
     fn a_departed_client_neither_wakes_the_loop_nor_comes_due() {
-        let now = Instant::now();
-        let mut d = Deadlines::new(Some(Duration::from_secs(5)));
-        d.start(7, 1, now);
+        let mut d = deadlines(5);
+        let start = d.now;
+        d.start(7, 1);
         d.forget(7);
-        assert_eq!(d.timeout(now), None);
+        assert_eq!(d.timeout(), None);
         // The same fd number, a new client: only its own deadline counts.
-        d.start(7, 2, now + Duration::from_secs(10));
-        assert_eq!(d.next_due(now + Duration::from_secs(6)), None);
-        let due = d.next_due(now + Duration::from_secs(15));
-        assert_eq!(due, Some((7, Due::Idle)));
+        d.now = start + 10 * SEC;
+        d.start(7, 2);
+        d.now = start + 6 * SEC;
+        assert_eq!(d.next_due(), None);
+        d.now = start + 15 * SEC;
+        assert_eq!(d.next_due(), Some((7, Due::Idle)));
     }
 
     #[test]
     fn linger_replaces_the_idle_deadline() {
-        let now = Instant::now();
-        let mut d = Deadlines::new(Some(Duration::from_secs(300)));
-        d.start(7, 1, now);
-        d.linger(7, 1, now);
-        assert_eq!(d.timeout(now), Some(LINGER));
-        let due = d.next_due(now + LINGER);
-        assert_eq!(due, Some((7, Due::Linger)));
-        assert_eq!(d.timeout(now), None);
+        let mut d = deadlines(300);
+        d.start(7, 1);
+        d.linger(7, 1);
+        assert_eq!(d.timeout(), Some(LINGER));
+        d.now += LINGER;
+        assert_eq!(d.next_due(), Some((7, Due::Linger)));
+        assert_eq!(d.timeout(), None);
     }
 }

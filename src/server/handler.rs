@@ -30,15 +30,15 @@ pub struct Input<'a> {
     /// The start of a line still arriving, kept between reads (the course's
     /// `data.inb`). A handler leaves in it what it has not taken.
     pub inb: &'a mut Vec<u8>,
-    /// What the latest read brought; empty when the loop only offers `inb`
-    /// again (after a worker finished, or at the client's EOF).
+    /// What the latest read brought; empty at the client's EOF, or when the
+    /// loop only offers `inb` again (after a worker finished).
     pub fresh: &'a [u8],
     /// The client has shut down its side: nothing more will come, and an
     /// unterminated last line is answered too.
     pub eof: bool,
 }
 
-/// What a handler did with an [`Input`] (or with a job, in [`Done`]).
+/// What a handler did with an [`Input`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Handled {
     /// Complete lines answered.
@@ -46,24 +46,6 @@ pub struct Handled {
     /// End the connection once the replies are sent, for this reason (a line
     /// over `--max-line`).
     pub close: Option<&'static str>,
-}
-
-/// Work a handler finished on another thread: replies for one client.
-pub struct Done {
-    pub fd: RawFd,
-    pub id: u64,
-    pub replies: Vec<u8>,
-    pub handled: Handled,
-}
-
-/// What [`Handler::finished`] hands back when the waker fires.
-#[derive(Default)]
-pub struct Finished {
-    /// Replies ready to send, in the order the work finished.
-    pub done: Vec<Done>,
-    /// Clients whose requests waited for room in a full queue and are now
-    /// with a worker: the loop may read from them again.
-    pub resumed: Vec<(RawFd, u64)>,
 }
 
 /// Who answers requests: the event loop calls these at fixed points.
@@ -91,9 +73,12 @@ pub trait Handler {
         None
     }
 
-    /// The waker fired: collect the finished work.
-    fn finished(&mut self, _calls: &mut Syscalls) -> Finished {
-        Finished::default()
+    /// The waker fired: the clients that have replies ready, or may now be
+    /// read from again. The loop offers each its input again
+    /// ([`Handler::input`], with nothing fresh), and the replies come back
+    /// as the answer.
+    fn finished(&mut self, _calls: &mut Syscalls) -> Vec<RawFd> {
+        Vec::new()
     }
 
     /// Client `fd` is gone: forget whatever is kept for it.

@@ -36,7 +36,7 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use super::handler::{Done, Finished, Handled, Handler, Input};
+use super::handler::{Handled, Handler, Input};
 use super::syscalls::Syscalls;
 use super::Config;
 use crate::protocol::{self, find_newline};
@@ -56,6 +56,14 @@ struct Job {
     last: bool,
 }
 
+/// Work done, on its way back to the loop.
+struct Done {
+    fd: RawFd,
+    id: u64,
+    replies: Vec<u8>,
+    handled: Handled,
+}
+
 /// What the workers hand back, and how they wake the loop.
 struct Outbox {
     finished: Mutex<Vec<Done>>,
@@ -65,7 +73,7 @@ struct Outbox {
 }
 
 /// Where a client's requests are, as far as the pool is concerned.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Slot {
     /// None of its requests are with the pool.
     Free,
@@ -74,6 +82,12 @@ enum Slot {
     /// Client `id`'s job found the queue full: it waits in `waiting`, and
     /// the client is not read meanwhile.
     Waiting { id: u64 },
+    /// Client `id`'s replies are ready, for the loop to take with `input`.
+    Done {
+        id: u64,
+        replies: Vec<u8>,
+        handled: Handled,
+    },
 }
 
 /// The worker threads and their queue: hybrid mode's [`Handler`].
@@ -125,6 +139,7 @@ impl Pool {
         })
     }
 
+    /// The slot of `fd`, made if needed.
     fn slot(&mut self, fd: RawFd) -> &mut Slot {
         let index = usize::try_from(fd).unwrap_or_default();
         if index >= self.slots.len() {
@@ -133,11 +148,10 @@ impl Pool {
         &mut self.slots[index]
     }
 
-    fn slot_of(&self, fd: RawFd) -> Slot {
+    /// The slot of `fd`, as it is.
+    fn slot_of(&self, fd: RawFd) -> &Slot {
         let index = usize::try_from(fd).ok();
-        index
-            .and_then(|i| self.slots.get(i).copied())
-            .unwrap_or(Slot::Free)
+        index.and_then(|i| self.slots.get(i)).unwrap_or(&Slot::Free)
     }
 
     /// Queue a job, or put it in line if the queue is full. Returns false
@@ -158,16 +172,33 @@ impl Pool {
 }
 
 impl Handler for Pool {
-    /// Give this connection's complete lines to the pool, unless a worker
-    /// already has some of its requests (order) or waits for room.
-    fn input(&mut self, input: Input<'_>, _replies: &mut Vec<u8>) -> Handled {
+    /// Hand back the replies a worker finished for this client, if any;
+    /// then give its next complete lines to the pool, unless a worker
+    /// already has some of its requests (order) or they wait for room.
+    fn input(&mut self, input: Input<'_>, replies: &mut Vec<u8>) -> Handled {
         input.inb.extend_from_slice(input.fresh);
-        if self.slot_of(input.fd) != Slot::Free {
-            return Handled::default();
+        let slot = self.slot(input.fd);
+        let handled = match mem::replace(slot, Slot::Free) {
+            Slot::Done {
+                id,
+                replies: ready,
+                handled,
+            } if id == input.id => {
+                replies.extend_from_slice(&ready);
+                handled
+            }
+            Slot::Free | Slot::Done { .. } => Handled::default(),
+            busy => {
+                *slot = busy;
+                return Handled::default();
+            }
+        };
+        if handled.close.is_some() {
+            return handled; // a line too long: no more work for this client
         }
         let (cut, last) = next_batch(input.inb, input.eof, self.echo, self.max_line);
         if cut == 0 {
-            return Handled::default(); // no complete line yet (or, at EOF, nothing left)
+            return handled; // no complete line yet (or, at EOF, nothing left)
         }
         let requests: Vec<u8> = input.inb.drain(..cut).collect();
         if input.inb.is_empty() {
@@ -180,10 +211,10 @@ impl Handler for Pool {
             requests,
             last,
         }) {
-            Handled::default()
+            handled
         } else {
             let close = Some("the worker pool is gone");
-            Handled { lines: 0, close }
+            Handled { close, ..handled }
         }
     }
 
@@ -192,14 +223,14 @@ impl Handler for Pool {
     fn wants_input(&self, fd: RawFd, inb: &[u8]) -> bool {
         match self.slot_of(fd) {
             Slot::Free => true,
-            Slot::Busy { .. } => inb.len() <= READ_AHEAD,
+            Slot::Busy { .. } | Slot::Done { .. } => inb.len() <= READ_AHEAD,
             Slot::Waiting { .. } => false,
         }
     }
 
     /// Nothing is finished while a worker still has work for it.
     fn owes(&self, fd: RawFd) -> bool {
-        self.slot_of(fd) != Slot::Free
+        self.slot_of(fd) != &Slot::Free
     }
 
     fn waker(&self) -> Option<RawFd> {
@@ -208,40 +239,51 @@ impl Handler for Pool {
 
     /// Collect the finished work, then give the queue's room to the
     /// connections waiting for it, the longest-waiting first.
-    fn finished(&mut self, calls: &mut Syscalls) -> Finished {
+    fn finished(&mut self, calls: &mut Syscalls) -> Vec<RawFd> {
         let r = self.outbox.waker.drain();
         calls.read += 1;
         if calls.trace {
-            let call = self.outbox.waker.narrate_read();
+            let call = self.outbox.waker.narrate_read(r.as_deref().ok());
+            let result = trace::result(r.as_ref().map(|taken| taken.len() as i64));
             trace::line(
                 format_args!("{call}"),
-                &trace::result(r.as_ref().map(|_| 8)),
+                &result,
                 format_args!("workers have finished work"),
             );
         }
-        let mut finished = Finished::default();
         let done = match self.outbox.finished.lock() {
             Ok(mut list) => mem::take(&mut *list),
             Err(_) => Vec::new(),
         };
-        for done in done {
+        let mut ready = Vec::new();
+        for Done {
+            fd,
+            id,
+            replies,
+            handled,
+        } in done
+        {
             // A client that left while its work ran, or whose fd number went
             // to someone else since, is not told anything.
-            if self.slot_of(done.fd) == (Slot::Busy { id: done.id }) {
-                *self.slot(done.fd) = Slot::Free;
-                finished.done.push(done);
+            if self.slot_of(fd) == &(Slot::Busy { id }) {
+                *self.slot(fd) = Slot::Done {
+                    id,
+                    replies,
+                    handled,
+                };
+                ready.push(fd);
             }
         }
         while let Some(job) = self.waiting.pop_front() {
             let (fd, id) = (job.fd, job.id);
-            if self.slot_of(fd) != (Slot::Waiting { id }) {
+            if self.slot_of(fd) != &(Slot::Waiting { id }) {
                 continue; // that client is gone
             }
             let Some(jobs) = &self.jobs else { break };
             match jobs.try_send(job) {
                 Ok(()) => {
                     *self.slot(fd) = Slot::Busy { id };
-                    finished.resumed.push((fd, id));
+                    ready.push(fd);
                 }
                 Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
                     self.waiting.push_front(job);
@@ -249,7 +291,7 @@ impl Handler for Pool {
                 }
             }
         }
-        finished
+        ready
     }
 
     fn forget(&mut self, fd: RawFd) {
@@ -320,7 +362,7 @@ fn work(i: usize, queue: &Mutex<mpsc::Receiver<Job>>, outbox: &Outbox, config: &
                 let why = format!("worker {i}: work for fd {} done, wake the loop", job.fd);
                 trace::line(
                     format_args!("{call}"),
-                    &trace::result(r.as_ref().map(|()| 8)),
+                    &trace::result(r.as_ref().map(|&n| n as i64)),
                     format_args!("{why}"),
                 );
             }
@@ -384,22 +426,22 @@ impl Waker {
         self.fd.as_raw_fd()
     }
     /// `write(efd, &1, 8)`: add 1 to the counter; the fd becomes readable.
-    fn wake(&self) -> io::Result<()> {
-        self.fd.write(1).map(drop).map_err(io::Error::from)
+    /// Returns the bytes written.
+    fn wake(&self) -> io::Result<usize> {
+        Ok(self.fd.write(1)?)
     }
-    /// `read(efd, &n, 8)`: take the counter, back to 0 (not readable).
-    fn drain(&self) -> io::Result<()> {
-        match self.fd.read() {
-            Ok(_) => Ok(()),
-            Err(nix::errno::Errno::EAGAIN) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+    /// `read(efd, &n, 8)`: take the counter (the wake-ups since the last
+    /// read), back to 0, so the fd is not readable any more.
+    fn drain(&self) -> io::Result<Vec<u8>> {
+        Ok(self.fd.read()?.to_ne_bytes().to_vec())
     }
     fn narrate_write(&self) -> String {
-        format!("write({}, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8)", self.read_fd())
+        let one = trace::bytes(&1u64.to_ne_bytes());
+        format!("write({}, {one}, 8)", self.read_fd())
     }
-    fn narrate_read(&self) -> String {
-        format!("read({}, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8)", self.read_fd())
+    fn narrate_read(&self, taken: Option<&[u8]>) -> String {
+        let shown = taken.map_or("0x...".into(), trace::bytes);
+        format!("read({}, {shown}, 8)", self.read_fd())
     }
 }
 
@@ -413,21 +455,23 @@ impl Waker {
     fn read_fd(&self) -> RawFd {
         self.pipe.0.as_raw_fd()
     }
-    fn wake(&self) -> io::Result<()> {
-        match nix::unistd::write(&self.pipe.1, b"x") {
-            Ok(_) | Err(nix::errno::Errno::EAGAIN) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+    /// Returns the bytes written (a full pipe fails with EAGAIN: a wake-up
+    /// is pending already, which is all that matters).
+    fn wake(&self) -> io::Result<usize> {
+        Ok(nix::unistd::write(&self.pipe.1, b"x")?)
     }
-    fn drain(&self) -> io::Result<()> {
+    /// One `read` takes every byte the workers wrote (a byte per wake-up,
+    /// and only the first finisher since the loop last looked writes one).
+    fn drain(&self) -> io::Result<Vec<u8>> {
         let mut buf = [0u8; 256];
-        while let Ok(1..) = nix::unistd::read(&self.pipe.0, &mut buf) {}
-        Ok(())
+        let n = nix::unistd::read(&self.pipe.0, &mut buf)?;
+        Ok(buf[..n].to_vec())
     }
     fn narrate_write(&self) -> String {
         format!("write({}, \"x\", 1)", self.pipe.1.as_raw_fd())
     }
-    fn narrate_read(&self) -> String {
-        format!("read({}, \"x\", 256)", self.read_fd())
+    fn narrate_read(&self, taken: Option<&[u8]>) -> String {
+        let shown = taken.map_or("0x...".into(), trace::bytes);
+        format!("read({}, {shown}, 256)", self.read_fd())
     }
 }
