@@ -15,6 +15,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::syscalls::Syscalls;
 use super::Totals;
@@ -61,8 +62,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// A new client, open, with empty buffers.
-    pub fn new(fd: OwnedFd, addr: SocketAddr, id: u64) -> Conn {
+    /// A new client, open, with empty buffers and an id no other
+    /// connection of this process has had.
+    pub fn new(fd: OwnedFd, addr: SocketAddr) -> Conn {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (inb, outb) = (Vec::new(), Vec::new());
         Conn {
             fd,

@@ -95,6 +95,13 @@ impl Deadlines {
         }
     }
 
+    /// [`Deadlines::touch`], if the client did something (`active`).
+    pub fn touch_if(&mut self, active: bool, fd: RawFd) {
+        if active {
+            self.touch(fd);
+        }
+    }
+
     /// The client `id` on `fd` is lingering: close it `LINGER` from now.
     pub fn linger(&mut self, fd: RawFd, id: u64) {
         self.set(fd, id, self.now + LINGER, Due::Linger);

@@ -27,8 +27,8 @@ use super::conn::{Conn, Next, Phase};
 use super::deadlines::{Deadlines, Due};
 use super::handler::{Handler, Input};
 use super::limits::Limits;
-use super::signals::Signals;
-use super::spare_fd::{Refusal, SpareFd};
+use super::signals::{self, Signals};
+use super::spare_fd::SpareFd;
 use super::syscalls::Syscalls;
 use super::{Config, Summary, Totals};
 use crate::protocol;
@@ -36,14 +36,10 @@ use crate::selector::{Backend, Events, Selector, EVENT_READ};
 
 /// The data the selector keeps for each fd: `key.data` in the course.
 pub enum Record {
-    /// The listening socket (the course's `data=None`).
-    Listener,
-    /// The read end of the self-pipe that signal handlers write to.
-    Signals,
-    /// The handler's "work is done" fd (hybrid mode).
-    Waker,
-    /// A connected client.
-    Client(Conn),
+    Listener,     // the listening socket: the course's `data=None`
+    Signals,      // the read end of the signal handlers' self-pipe
+    Waker,        // the handler's "work is done" fd (hybrid mode)
+    Client(Conn), // a connected client
 }
 
 struct EventLoop<H> {
@@ -61,8 +57,6 @@ struct EventLoop<H> {
     /// The one read buffer, shared by every client; and one read's replies.
     scratch: Vec<u8>,
     replies: Vec<u8>,
-    clients: usize,
-    next_id: u64,
 }
 
 /// Serve on `listener` until SIGINT or SIGTERM, answering with `handler`.
@@ -80,35 +74,34 @@ pub fn serve<H: Handler>(
     if let Some(waker) = handler.waker() {
         selector.register(waker, EVENT_READ, Record::Waker)?;
     }
-    let (limits, deadlines) = (Limits::new(config), Deadlines::new(config.idle_timeout));
-    let (calls, totals) = (Syscalls::new(config.trace), Totals::default());
-    let (scratch, replies) = (vec![0; 64 * 1024], Vec::new());
-    let spare = SpareFd::new();
     let mut el = EventLoop {
         selector,
         listener: Some(listener),
         handler,
         signals,
-        spare,
-        limits,
-        deadlines,
-        calls,
-        totals,
-        scratch,
-        replies,
-        clients: 0,
-        next_id: 0,
+        spare: SpareFd::new(),
+        limits: Limits::new(config),
+        deadlines: Deadlines::new(config.idle_timeout),
+        calls: Syscalls::new(config.trace),
+        totals: Totals::default(),
+        scratch: vec![0; 64 * 1024],
+        replies: Vec::new(),
     };
     el.serve_forever()?;
     el.handler.finish();
-    Ok(el.summary())
+    Ok(Summary::of_loop(
+        &el.selector,
+        &el.calls,
+        &el.totals,
+        &el.handler,
+    ))
 }
 
 impl<H: Handler> EventLoop<H> {
     /// `select` → for each ready fd: accept, or service the client.
     fn serve_forever(&mut self) -> io::Result<()> {
         let mut ready = Vec::new();
-        while self.listener.is_some() || self.clients > 0 {
+        while self.listener.is_some() || self.limits.clients() > 0 {
             self.selector.select(self.deadlines.timeout(), &mut ready)?;
             self.deadlines.tick();
             for &(fd, events) in &ready {
@@ -120,8 +113,15 @@ impl<H: Handler> EventLoop<H> {
                 match key.data {
                     Record::Listener => self.accept(),
                     Record::Signals => self.on_signal()?,
-                    Record::Waker => self.on_work_done(),
                     Record::Client(_) => self.service_connection(fd, events),
+                    // Work done on the handler's threads: offer each client it
+                    // names its input again, and its replies come back.
+                    Record::Waker => {
+                        for fd in self.handler.finished(&mut self.calls) {
+                            let fed = self.feed(fd, 0);
+                            self.update(fd, fed);
+                        }
+                    }
                 }
             }
             // An idle client is told so and ended; a lingering one is closed.
@@ -140,25 +140,22 @@ impl<H: Handler> EventLoop<H> {
         while let Some(listener) = &self.listener {
             match self.calls.accept(listener, true) {
                 Ok((fd, addr)) => self.add_client(fd, addr),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if SpareFd::out_of_fds(&e) => {
-                    match self.spare.refuse(listener, &mut self.calls) {
-                        Refusal::Refused => {}
-                        Refusal::Done => return,
-                        Refusal::Park => return self.watch_listener(Events::NONE),
+                // EAGAIN: that was all. Out of fds: see `spare_fd.rs`.
+                Err(e) => {
+                    if !self
+                        .spare
+                        .go_on(&e, listener, &mut self.selector, &mut self.calls)
+                    {
+                        return;
                     }
                 }
-                // The client gave up before we accepted it, or a signal came.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EINTR)) => {}
-                Err(e) => return eprintln!("accept: {e}"),
             }
         }
     }
 
     fn add_client(&mut self, fd: OwnedFd, addr: SocketAddr) {
-        self.next_id += 1;
-        let conn = Conn::new(fd, addr, self.next_id);
-        let raw = conn.raw();
+        let conn = Conn::new(fd, addr);
+        let (raw, id) = (conn.raw(), conn.id);
         // On failure the record (and the fd inside it) is dropped: closed.
         if let Err(e) = self
             .selector
@@ -166,10 +163,9 @@ impl<H: Handler> EventLoop<H> {
         {
             return eprintln!("cannot register client {addr}: {e}");
         }
-        self.deadlines.start(raw, self.next_id);
         Totals::add(&self.totals.connections, 1);
-        self.clients += 1;
-        if !self.limits.admits(self.clients - 1) {
+        self.deadlines.start(raw, id);
+        if !self.limits.admit() {
             // One over the limit: accepted only to be told so, then closed.
             self.end(raw, "server busy", protocol::SERVER_BUSY);
         }
@@ -184,15 +180,18 @@ impl<H: Handler> EventLoop<H> {
             // would never be reported.
             outcome = loop {
                 match self.service_read(fd) {
-                    Ok(true) if self.selector.is_edge() && self.update(fd).is_readable() => {}
+                    Ok(true)
+                        if self.selector.is_edge() && self.update(fd, Ok(())).is_readable() => {}
                     done => break done.map(drop),
                 }
             };
         }
-        if events.is_writable() && outcome.is_ok() {
-            outcome = self.service_write(fd);
+        // The kernel has room in the send buffer again: write the backlog.
+        if let Some(conn) = client(&mut self.selector, fd).filter(|_| events.is_writable()) {
+            let sent = outcome.and_then(|()| conn.flush(&mut self.calls, &self.totals));
+            outcome = sent.map(|sent| self.deadlines.touch_if(sent > 0, fd));
         }
-        self.settle(fd, outcome);
+        self.update(fd, outcome);
     }
 
     /// One `read`, then hand the bytes to the handler. Returns whether the
@@ -204,11 +203,10 @@ impl<H: Handler> EventLoop<H> {
         let Some(n) = conn.read(&mut self.scratch, &mut self.calls, &self.totals)? else {
             return Ok(false);
         };
-        if !conn.takes_input(n) {
-            return Ok(n > 0); // we are ending it: the input is discarded
+        if conn.takes_input(n) {
+            self.deadlines.touch(fd);
+            self.feed(fd, n)?;
         }
-        self.deadlines.touch(fd);
-        self.feed(fd, n)?;
         Ok(n > 0)
     }
 
@@ -232,59 +230,44 @@ impl<H: Handler> EventLoop<H> {
         conn.respond(handled.close, &self.replies, &mut self.calls, &self.totals)
     }
 
-    /// The kernel has room in the send buffer again: write the backlog.
-    fn service_write(&mut self, fd: RawFd) -> io::Result<()> {
-        let Some(conn) = client(&mut self.selector, fd) else {
-            return Ok(());
-        };
-        if conn.flush(&mut self.calls, &self.totals)? > 0 {
-            self.deadlines.touch(fd);
-        }
-        Ok(())
-    }
-
-    /// End client `fd` on purpose, if it is still open, with `last` as its
-    /// last reply. Returns whether it was open.
+    /// End client `fd` on purpose if it is open, `last` its last reply.
+    /// Returns whether it was open.
     fn end(&mut self, fd: RawFd, reason: &'static str, last: &[u8]) -> bool {
         let Some(conn) = client(&mut self.selector, fd).filter(|c| c.phase == Phase::Open) else {
             return false;
         };
         let sent = conn.respond(Some(reason), last, &mut self.calls, &self.totals);
-        self.settle(fd, sent);
+        self.update(fd, sent);
         true
     }
 
-    /// After servicing: close on an error, else `update`.
-    fn settle(&mut self, fd: RawFd, outcome: io::Result<()>) {
-        match outcome {
-            Ok(()) => drop(self.update(fd)),
-            Err(e) => self.close(fd, &e.to_string()),
-        }
-    }
-
-    /// Move the connection on in its life (`conn.rs`), and ask the selector
-    /// for exactly the events it needs now (no system call when they are
-    /// unchanged, which is almost always). Returns them.
-    fn update(&mut self, fd: RawFd) -> Events {
+    /// After servicing: close on an error; else move the connection on in
+    /// its life (`conn.rs`), and ask the selector for exactly the events it
+    /// needs now (no system call when they are unchanged, which is almost
+    /// always). Returns them.
+    fn update(&mut self, fd: RawFd, outcome: io::Result<()>) -> Events {
         let Some(conn) = client(&mut self.selector, fd) else {
             return Events::NONE;
         };
-        let next = conn.next(self.handler.owes(fd), &mut self.calls);
-        if next == Next::Linger {
-            self.deadlines.linger(fd, conn.id);
-        }
         // Backpressure and the handler may hold reading back.
         let may_read = self.limits.may_read(fd, conn.outb.len());
-        let events = conn.interest(may_read && self.handler.wants_input(fd, &conn.inb));
-        let closing = match next {
-            Next::Close(reason) => reason.to_string(),
-            _ => match self.selector.modify(fd, events) {
-                Ok(()) => return events,
-                Err(e) => e.to_string(),
-            },
-        };
-        self.close(fd, &closing);
-        Events::NONE
+        let may_read = may_read && self.handler.wants_input(fd, &conn.inb);
+        let outcome =
+            outcome.and_then(
+                |()| match conn.next(self.handler.owes(fd), &mut self.calls) {
+                    Next::Close(reason) => Err(io::Error::other(reason)),
+                    Next::Linger => Ok(self.deadlines.linger(fd, conn.id)),
+                    Next::Stay => Ok(()),
+                },
+            );
+        let events = conn.interest(may_read);
+        match outcome.and_then(|()| self.selector.modify(fd, events)) {
+            Ok(()) => events,
+            Err(e) => {
+                self.close(fd, &e.to_string());
+                Events::NONE
+            }
+        }
     }
 
     /// Unregister, then close: in that order, so the selector never holds an
@@ -293,56 +276,32 @@ impl<H: Handler> EventLoop<H> {
         let Ok(Record::Client(conn)) = self.selector.unregister(fd) else {
             return;
         };
-        self.clients -= 1;
         self.calls
             .close(conn.fd, &format!("{}: {reason}", conn.addr));
         self.deadlines.forget(fd);
         self.limits.forget(fd);
         self.handler.forget(fd);
-        if self.spare.restore() {
-            self.watch_listener(EVENT_READ); // an fd is free: accept again
-        }
+        self.spare
+            .restore(self.listener.as_ref(), &mut self.selector);
     }
 
-    /// SIGUSR1 prints the counters; SIGINT/SIGTERM close the listener (the
-    /// kernel refuses the backlog from then on) and end every client gently.
+    /// SIGUSR1 prints the counters; SIGINT/SIGTERM stop accepting and end
+    /// every client gently: what it sent is answered, then our FIN.
     fn on_signal(&mut self) -> io::Result<()> {
         let heard = self.signals.take(&mut self.calls);
         if heard.report {
-            eprintln!("{}", self.summary().stats_line());
+            let summary =
+                Summary::of_loop(&self.selector, &self.calls, &self.totals, &self.handler);
+            eprintln!("{}", summary.stats_line());
         }
         if let Some(listener) = self.listener.take_if(|_| heard.stop) {
-            self.selector.unregister(listener.as_raw_fd())?;
-            let why = "stop accepting: the kernel refuses the backlog from now on";
-            self.calls.close(OwnedFd::from(listener), why);
+            signals::stop_accepting(listener, &mut self.selector, &mut self.calls)?;
             let fds: Vec<RawFd> = self.selector.keys().map(|key| key.fd).collect();
             for fd in fds {
                 self.end(fd, "server stopping", b"");
             }
         }
         Ok(())
-    }
-
-    /// The handler finished work on other threads: offer each client it
-    /// names its input again, and the replies come with the answer.
-    fn on_work_done(&mut self) {
-        for fd in self.handler.finished(&mut self.calls) {
-            let fed = self.feed(fd, 0);
-            self.settle(fd, fed);
-        }
-    }
-
-    /// Stop or resume watching the listener (out of fds: `spare_fd.rs`).
-    fn watch_listener(&mut self, events: Events) {
-        if let Some(listener) = &self.listener {
-            let _ = self.selector.modify(listener.as_raw_fd(), events);
-        }
-    }
-
-    fn summary(&self) -> Summary {
-        let mut calls = self.calls.clone();
-        self.handler.count(&mut calls);
-        Summary::of_loop(&self.selector, &calls, &self.totals)
     }
 }
 

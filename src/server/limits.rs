@@ -15,9 +15,10 @@ use std::os::fd::RawFd;
 
 use super::Config;
 
-/// The limits, and which clients are paused by backpressure.
+/// The limits, the clients served, and which are paused by backpressure.
 pub struct Limits {
     max_clients: usize,
+    clients: usize,
     max_pending: usize,
     /// Indexed by fd: reading from this client is paused.
     paused: Vec<bool>,
@@ -28,14 +29,22 @@ impl Limits {
     pub fn new(config: &Config) -> Limits {
         Limits {
             max_clients: config.max_clients,
+            clients: 0,
             max_pending: config.max_pending,
             paused: Vec::new(),
         }
     }
 
-    /// Whether one more client may be served while `clients` are.
-    pub fn admits(&self, clients: usize) -> bool {
-        clients < self.max_clients
+    /// A new client is in: whether it may be served (else it is to be told
+    /// `error: server busy`). Either way it counts until [`Limits::forget`].
+    pub fn admit(&mut self) -> bool {
+        self.clients += 1;
+        self.clients <= self.max_clients
+    }
+
+    /// The clients in, from [`Limits::admit`] to [`Limits::forget`].
+    pub fn clients(&self) -> usize {
+        self.clients
     }
 
     /// The client on `fd` has `pending` reply bytes not yet taken by the
@@ -59,6 +68,7 @@ impl Limits {
 
     /// The client on `fd` is gone.
     pub fn forget(&mut self, fd: RawFd) {
+        self.clients -= 1;
         if let Some(paused) = usize::try_from(fd)
             .ok()
             .and_then(|i| self.paused.get_mut(i))

@@ -25,7 +25,7 @@ use clap::ValueEnum;
 
 use crate::net;
 use crate::selector::{Backend, Selector};
-use handler::Inline;
+use handler::{Handler, Inline};
 use syscalls::Syscalls;
 
 pub mod blocking;
@@ -275,8 +275,16 @@ pub struct Summary {
 
 impl Summary {
     /// An event loop's summary: its totals, the selector's calls (named as
-    /// strace shows them for its backend), then the socket calls.
-    pub fn of_loop<T>(selector: &Selector<T>, calls: &Syscalls, totals: &Totals) -> Summary {
+    /// strace shows them for its backend), then the socket calls, its own
+    /// and those of the handler's threads.
+    pub fn of_loop<T>(
+        selector: &Selector<T>,
+        calls: &Syscalls,
+        totals: &Totals,
+        handler: &impl Handler,
+    ) -> Summary {
+        let mut calls = calls.clone();
+        handler.count(&mut calls);
         let stats = selector.stats();
         let mut syscalls = match selector.backend() {
             Backend::Epoll => vec![("epoll_wait", stats.waits), ("epoll_ctl", stats.ctl_calls)],

@@ -20,17 +20,7 @@ use std::os::fd::AsRawFd;
 
 use super::syscalls::Syscalls;
 use crate::protocol;
-
-/// What to do after an accept that found no fd.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// One client was told `error: server busy`: more may be waiting.
-    Refused,
-    /// The queue was empty after all: stop accepting for this wake-up.
-    Done,
-    /// No spare fd either: stop watching the listener until a client leaves.
-    Park,
-}
+use crate::selector::{Events, Selector, EVENT_READ};
 
 /// The one fd held in reserve.
 pub struct SpareFd {
@@ -45,15 +35,37 @@ impl SpareFd {
         }
     }
 
-    /// Whether `accept` failed for want of an fd (the process's or the
-    /// system's table is full).
-    pub fn out_of_fds(e: &io::Error) -> bool {
-        matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+    /// `accept` failed with `e`: whether to go on accepting. EAGAIN: the
+    /// queue is empty, stop. A client that gave up before we accepted it
+    /// (ECONNABORTED), or a signal (EINTR): go on. Out of fds (the process's
+    /// table, EMFILE, or the system's, ENFILE): [`SpareFd::refuse`].
+    pub fn go_on<R>(
+        &mut self,
+        e: &io::Error,
+        listener: &TcpListener,
+        selector: &mut Selector<R>,
+        calls: &mut Syscalls,
+    ) -> bool {
+        match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE) => self.refuse(listener, selector, calls),
+            Some(libc::ECONNABORTED | libc::EINTR) => true,
+            _ if e.kind() == io::ErrorKind::WouldBlock => false,
+            _ => {
+                eprintln!("accept: {e}");
+                false
+            }
+        }
     }
 
     /// Out of fds: free the spare, accept the waiting client with it, tell
-    /// it we are busy, close it, and take the spare back.
-    pub fn refuse(&mut self, listener: &TcpListener, calls: &mut Syscalls) -> Refusal {
+    /// it we are busy, close it, and take the spare back. Returns whether to
+    /// go on accepting. With no spare to be had, the listener is parked.
+    fn refuse<R>(
+        &mut self,
+        listener: &TcpListener,
+        selector: &mut Selector<R>,
+        calls: &mut Syscalls,
+    ) -> bool {
         let refused = match self.file.take() {
             None => false,
             Some(spare) => {
@@ -71,22 +83,22 @@ impl SpareFd {
             }
         };
         self.file = File::open("/dev/null").ok();
-        match (refused, self.file.is_some()) {
-            (_, false) => Refusal::Park,
-            (true, true) => Refusal::Refused,
-            (false, true) => Refusal::Done,
+        if self.file.is_none() {
+            let _ = selector.modify(listener.as_raw_fd(), Events::NONE);
         }
+        refused && self.file.is_some()
     }
 
-    /// A client left, so an fd is free: take the spare back if it was lost.
-    /// Returns whether the listener, parked for want of it, may be watched
-    /// again.
-    pub fn restore(&mut self) -> bool {
+    /// A client left, so an fd is free: take the spare back if it was lost,
+    /// and watch the listener again if it was parked for want of it.
+    pub fn restore<R>(&mut self, listener: Option<&TcpListener>, selector: &mut Selector<R>) {
         if self.file.is_some() {
-            return false;
+            return;
         }
         self.file = File::open("/dev/null").ok();
-        true
+        if let Some(listener) = listener {
+            let _ = selector.modify(listener.as_raw_fd(), EVENT_READ);
+        }
     }
 }
 
