@@ -208,10 +208,12 @@ impl Poller {
         if self.trace {
             let fds = ready.len() - first;
             let why = match r {
-                Ok(got) if fds < got => format!(
-                    "{}: {got} filter events, merged",
-                    trace::wait_reason(Ok(fds as i64))
-                ),
+                Ok(got) if fds < got => {
+                    format!(
+                        "{}: {got} filter events, merged",
+                        trace::wait_reason(Ok(fds as i64))
+                    )
+                }
                 _ => trace::wait_reason(r.as_ref().map(|&n| n as i64)),
             };
             let call = Kevent {

@@ -35,13 +35,11 @@ pub enum Phase {
     Lingering,
 }
 
-/// What a connection needs once its replies are all sent.
+/// What a connection needs once its replies are all sent (see [`Conn::next`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
     /// Carry on.
     Stay,
-    /// Close it now, for this reason.
-    Close(&'static str),
     /// Our side was shut down: it lingers now (start its deadline).
     Linger,
 }
@@ -176,22 +174,22 @@ impl Conn {
     /// Move on in life once every reply is sent (and the handler `owes`
     /// none): a draining client is closed (close(2) sends our FIN after the
     /// last reply, the client reads EOF); a closing one gets our FIN now and
-    /// lingers.
-    pub fn next(&mut self, owes: bool, calls: &mut Syscalls) -> Next {
+    /// lingers. An error means: close it now, for the reason it gives.
+    pub fn next(&mut self, owes: bool, calls: &mut Syscalls) -> io::Result<Next> {
         if !self.outb.is_empty() || owes {
-            return Next::Stay;
+            return Ok(Next::Stay);
         }
         match self.phase {
-            Phase::Draining => Next::Close("client done"),
+            Phase::Draining => Err(io::Error::other("client done")),
             Phase::Closing(reason) => {
                 let why = format!("{reason}: the last reply is sent, our FIN");
                 if calls.shutdown_write(self.raw(), &why).is_err() {
-                    return Next::Close("shutdown failed");
+                    return Err(io::Error::other("shutdown failed"));
                 }
                 self.phase = Phase::Lingering;
-                Next::Linger
+                Ok(Next::Linger)
             }
-            Phase::Open | Phase::Lingering => Next::Stay,
+            Phase::Open | Phase::Lingering => Ok(Next::Stay),
         }
     }
 

@@ -1,38 +1,29 @@
 //! The selector server: one thread, one loop, every client at once. This is
 //! the course's multi-select server, line for line:
 //!
-//! | the course's Python                                  | here                  |
-//! |------------------------------------------------------|-----------------------|
-//! | `sel.register(lsock, EVENT_READ, data=None)`         | [`serve`], `Listener` |
-//! | `for key, mask in sel.select(timeout=None):`         | `serve_forever`       |
-//! | `if key.data is None: accept_wrapper(key.fileobj)`   | `accept`, `add_client` |
-//! | `data = SimpleNamespace(addr=addr, inb=b"", outb=b"")` | [`Conn`] (`conn.rs`) |
-//! | `else: service_connection(key, mask)`                | `service_connection`  |
-//! | `recv_data = sock.recv(1024)`; `data.outb += ...`    | `service_read`, `feed` |
-//! | `sent = sock.send(data.outb)`                        | `service_write`       |
-//! | `sel.unregister(sock)`; `sock.close()`               | `close`               |
+//! | the course's Python                                    | here                   |
+//! |--------------------------------------------------------|------------------------|
+//! | `sel.register(lsock, EVENT_READ, data=None)`           | [`serve`], `Listener`  |
+//! | `for key, mask in sel.select(timeout=None):`           | `serve_forever`        |
+//! | `if key.data is None: accept_wrapper(key.fileobj)`     | `accept`               |
+//! | `data = SimpleNamespace(addr=addr, inb=b"", outb=b"")` | [`Conn`] (`conn.rs`)   |
+//! | `else: service_connection(key, mask)`                  | `service_connection`   |
+//! | `recv_data = sock.recv(1024)`; `data.outb += ...`      | `service_read`, `feed` |
+//! | `sent = sock.send(data.outb)`                          | `service_write`        |
+//! | `sel.unregister(sock)`; `sock.close()`                 | `close`                |
 //!
 //! Unlike the Python, replies are written at once, and EVENT_WRITE is asked
-//! for (`update`) only while the kernel's send buffer is full; a [`Handler`]
-//! turns requests into replies (inline, or hybrid mode's worker pool). The
-//! guards live in files of their own, each called at one point: `spare_fd.rs`
-//! in `accept`, `limits.rs` in `add_client` and `update`, `deadlines.rs`
-//! around the wait, `signals.rs` in `on_signal`, `reuseport.rs` around it all.
+//! for only while the kernel's send buffer is full (`update`); a [`Handler`]
+//! turns requests into replies (inline, or hybrid mode's worker pool); and
+//! the guards of `guards.rs` are called at named points (`self.guards.NAME`).
 
-use std::io;
-use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::RawFd};
 
-use super::conn::{Conn, Next, Phase};
-use super::deadlines::{Deadlines, Due};
-use super::handler::{Handler, Input};
-use super::limits::Limits;
-use super::signals::{self, Signals};
-use super::spare_fd::SpareFd;
-use super::syscalls::Syscalls;
-use super::{Config, Summary, Totals};
-use crate::protocol;
-use crate::selector::{Backend, Events, Selector, EVENT_READ};
+use super::{conn::Conn, conn::Next, conn::Phase, deadlines::Due, guards::Guards, signals};
+use super::{handler::Handler, handler::Input, syscalls::Syscalls, Config, Summary, Totals};
+use crate::{
+    protocol, selector::Backend, selector::Events, selector::Selector, selector::EVENT_READ,
+};
 
 /// The data the selector keeps for each fd: `key.data` in the course.
 pub enum Record {
@@ -44,19 +35,13 @@ pub enum Record {
 
 struct EventLoop<H> {
     selector: Selector<Record>,
-    /// `None` once the server stops accepting.
-    listener: Option<TcpListener>,
+    listener: Option<TcpListener>, // `None` once the server stops accepting
     handler: H,
-    signals: Signals,
-    spare: SpareFd,
-    limits: Limits,
-    deadlines: Deadlines,
-    /// Every socket call goes through here: counted, and narrated with `--trace`.
-    calls: Syscalls,
+    guards: Guards,
+    calls: Syscalls, // every socket call: counted, and narrated with `--trace`
     totals: Totals,
-    /// The one read buffer, shared by every client; and one read's replies.
-    scratch: Vec<u8>,
-    replies: Vec<u8>,
+    scratch: Vec<u8>, // the one read buffer, shared by every client
+    replies: Vec<u8>, // the replies to one read
 }
 
 /// Serve on `listener` until SIGINT or SIGTERM, answering with `handler`.
@@ -68,42 +53,38 @@ pub fn serve<H: Handler>(
 ) -> io::Result<Summary> {
     let mut selector = Selector::with_options(backend, config.edge)?;
     selector.set_trace(config.trace);
-    let signals = Signals::install()?;
+    let guards = Guards::new(config)?;
     selector.register(listener.as_raw_fd(), EVENT_READ, Record::Listener)?;
-    selector.register(signals.fd(), EVENT_READ, Record::Signals)?;
+    selector.register(guards.signals.fd(), EVENT_READ, Record::Signals)?;
     if let Some(waker) = handler.waker() {
         selector.register(waker, EVENT_READ, Record::Waker)?;
     }
+    let (listener, scratch, replies) = (Some(listener), vec![0; 64 * 1024], Vec::new());
+    let (calls, totals) = (Syscalls::new(config.trace), Totals::default());
     let mut el = EventLoop {
         selector,
-        listener: Some(listener),
+        listener,
         handler,
-        signals,
-        spare: SpareFd::new(),
-        limits: Limits::new(config),
-        deadlines: Deadlines::new(config.idle_timeout),
-        calls: Syscalls::new(config.trace),
-        totals: Totals::default(),
-        scratch: vec![0; 64 * 1024],
-        replies: Vec::new(),
+        guards,
+        calls,
+        totals,
+        scratch,
+        replies,
     };
     el.serve_forever()?;
     el.handler.finish();
-    Ok(Summary::of_loop(
-        &el.selector,
-        &el.calls,
-        &el.totals,
-        &el.handler,
-    ))
+    Ok(el.summary())
 }
 
 impl<H: Handler> EventLoop<H> {
-    /// `select` → for each ready fd: accept, or service the client.
+    /// `select` → for each ready fd: accept, or service the client. Then the
+    /// deadlines: an idle client is told so and ended, a lingering one closed.
     fn serve_forever(&mut self) -> io::Result<()> {
         let mut ready = Vec::new();
-        while self.listener.is_some() || self.limits.clients() > 0 {
-            self.selector.select(self.deadlines.timeout(), &mut ready)?;
-            self.deadlines.tick();
+        while self.listener.is_some() || self.guards.limits.clients() > 0 {
+            self.selector
+                .select(self.guards.deadlines.timeout(), &mut ready)?;
+            self.guards.deadlines.tick();
             for &(fd, events) in &ready {
                 // An fd closed earlier in this batch (maybe reused by a client
                 // accepted since) is skipped: its event is stale.
@@ -112,20 +93,12 @@ impl<H: Handler> EventLoop<H> {
                 };
                 match key.data {
                     Record::Listener => self.accept(),
-                    Record::Signals => self.on_signal()?,
                     Record::Client(_) => self.service_connection(fd, events),
-                    // Work done on the handler's threads: offer each client it
-                    // names its input again, and its replies come back.
-                    Record::Waker => {
-                        for fd in self.handler.finished(&mut self.calls) {
-                            let fed = self.feed(fd, 0);
-                            self.update(fd, fed);
-                        }
-                    }
+                    Record::Signals => self.on_signal()?,
+                    Record::Waker => self.on_work_done(),
                 }
             }
-            // An idle client is told so and ended; a lingering one is closed.
-            while let Some((fd, due)) = self.deadlines.next_due() {
+            while let Some((fd, due)) = self.guards.deadlines.next_due() {
                 if due == Due::Linger || !self.end(fd, "idle timeout", protocol::IDLE_TIMEOUT) {
                     self.close(fd, "timed out");
                 }
@@ -135,61 +108,51 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// The course's `accept_wrapper`: accept every pending connection (until
-    /// EAGAIN), each non-blocking and close-on-exec.
+    /// EAGAIN), each non-blocking and close-on-exec, and register it.
     fn accept(&mut self) {
         while let Some(listener) = &self.listener {
-            match self.calls.accept(listener, true) {
-                Ok((fd, addr)) => self.add_client(fd, addr),
+            let (spare, selector) = (&mut self.guards.spare, &mut self.selector);
+            let (fd, addr) = match self.calls.accept(listener, true) {
+                Ok(accepted) => accepted,
                 // EAGAIN: that was all. Out of fds: see `spare_fd.rs`.
-                Err(e) => {
-                    if !self
-                        .spare
-                        .go_on(&e, listener, &mut self.selector, &mut self.calls)
-                    {
-                        return;
-                    }
-                }
+                Err(e) if spare.go_on(&e, listener, selector, &mut self.calls) => continue,
+                Err(_) => return,
+            };
+            let conn = Conn::new(fd, addr);
+            let (raw, id) = (conn.raw(), conn.id);
+            // On failure the record (and the fd inside it) is dropped: closed.
+            if let Err(e) = self
+                .selector
+                .register(raw, EVENT_READ, Record::Client(conn))
+            {
+                eprintln!("cannot register client {addr}: {e}");
+                continue;
             }
-        }
-    }
-
-    fn add_client(&mut self, fd: OwnedFd, addr: SocketAddr) {
-        let conn = Conn::new(fd, addr);
-        let (raw, id) = (conn.raw(), conn.id);
-        // On failure the record (and the fd inside it) is dropped: closed.
-        if let Err(e) = self
-            .selector
-            .register(raw, EVENT_READ, Record::Client(conn))
-        {
-            return eprintln!("cannot register client {addr}: {e}");
-        }
-        Totals::add(&self.totals.connections, 1);
-        self.deadlines.start(raw, id);
-        if !self.limits.admit() {
-            // One over the limit: accepted only to be told so, then closed.
-            self.end(raw, "server busy", protocol::SERVER_BUSY);
+            Totals::add(&self.totals.connections, 1);
+            self.guards.deadlines.start(raw, id);
+            if !self.guards.limits.admit() {
+                // One over the limit: accepted only to be told so, then closed.
+                self.end(raw, "server busy", protocol::SERVER_BUSY);
+            }
         }
     }
 
     /// The course's `service_connection(key, mask)`.
     fn service_connection(&mut self, fd: RawFd, events: Events) {
-        let mut outcome = Ok(());
+        let (mut outcome, edge) = (Ok(()), self.selector.is_edge());
         if events.is_readable() {
             // Level-triggered: one read; the selector reports the fd again if
             // more is waiting. Edge-triggered: read until EAGAIN, or the rest
             // would never be reported.
             outcome = loop {
                 match self.service_read(fd) {
-                    Ok(true)
-                        if self.selector.is_edge() && self.update(fd, Ok(())).is_readable() => {}
+                    Ok(true) if edge && self.update(fd, Ok(())).is_readable() => {}
                     done => break done.map(drop),
                 }
             };
         }
-        // The kernel has room in the send buffer again: write the backlog.
-        if let Some(conn) = client(&mut self.selector, fd).filter(|_| events.is_writable()) {
-            let sent = outcome.and_then(|()| conn.flush(&mut self.calls, &self.totals));
-            outcome = sent.map(|sent| self.deadlines.touch_if(sent > 0, fd));
+        if events.is_writable() && outcome.is_ok() {
+            outcome = self.service_write(fd);
         }
         self.update(fd, outcome);
     }
@@ -200,11 +163,10 @@ impl<H: Handler> EventLoop<H> {
         let Some(conn) = client(&mut self.selector, fd) else {
             return Ok(false);
         };
-        let Some(n) = conn.read(&mut self.scratch, &mut self.calls, &self.totals)? else {
-            return Ok(false);
-        };
+        let read = conn.read(&mut self.scratch, &mut self.calls, &self.totals)?;
+        let Some(n) = read else { return Ok(false) };
         if conn.takes_input(n) {
-            self.deadlines.touch(fd);
+            self.guards.deadlines.touch(fd);
             self.feed(fd, n)?;
         }
         Ok(n > 0)
@@ -230,38 +192,31 @@ impl<H: Handler> EventLoop<H> {
         conn.respond(handled.close, &self.replies, &mut self.calls, &self.totals)
     }
 
-    /// End client `fd` on purpose if it is open, `last` its last reply.
-    /// Returns whether it was open.
-    fn end(&mut self, fd: RawFd, reason: &'static str, last: &[u8]) -> bool {
-        let Some(conn) = client(&mut self.selector, fd).filter(|c| c.phase == Phase::Open) else {
-            return false;
+    /// The kernel has room in the send buffer again: write the backlog.
+    fn service_write(&mut self, fd: RawFd) -> io::Result<()> {
+        let Some(conn) = client(&mut self.selector, fd) else {
+            return Ok(());
         };
-        let sent = conn.respond(Some(reason), last, &mut self.calls, &self.totals);
-        self.update(fd, sent);
-        true
+        let sent = conn.flush(&mut self.calls, &self.totals)?;
+        self.guards.deadlines.touch_if(sent > 0, fd);
+        Ok(())
     }
 
-    /// After servicing: close on an error; else move the connection on in
-    /// its life (`conn.rs`), and ask the selector for exactly the events it
-    /// needs now (no system call when they are unchanged, which is almost
-    /// always). Returns them.
+    /// After servicing: close on an error, else move the connection on in
+    /// its life (`conn.rs`) and ask the selector for exactly the events it
+    /// needs now (no system call if unchanged, as is usual). Returns them.
     fn update(&mut self, fd: RawFd, outcome: io::Result<()>) -> Events {
         let Some(conn) = client(&mut self.selector, fd) else {
             return Events::NONE;
         };
+        let next = outcome.and_then(|()| conn.next(self.handler.owes(fd), &mut self.calls));
+        if let Ok(Next::Linger) = next {
+            self.guards.deadlines.linger(fd, conn.id);
+        }
         // Backpressure and the handler may hold reading back.
-        let may_read = self.limits.may_read(fd, conn.outb.len());
-        let may_read = may_read && self.handler.wants_input(fd, &conn.inb);
-        let outcome =
-            outcome.and_then(
-                |()| match conn.next(self.handler.owes(fd), &mut self.calls) {
-                    Next::Close(reason) => Err(io::Error::other(reason)),
-                    Next::Linger => Ok(self.deadlines.linger(fd, conn.id)),
-                    Next::Stay => Ok(()),
-                },
-            );
-        let events = conn.interest(may_read);
-        match outcome.and_then(|()| self.selector.modify(fd, events)) {
+        let may_read = self.guards.limits.may_read(fd, conn.outb.len());
+        let events = conn.interest(may_read && self.handler.wants_input(fd, &conn.inb));
+        match next.and_then(|_| self.selector.modify(fd, events)) {
             Ok(()) => events,
             Err(e) => {
                 self.close(fd, &e.to_string());
@@ -270,29 +225,37 @@ impl<H: Handler> EventLoop<H> {
         }
     }
 
+    /// End client `fd` on purpose if it is open (returns whether), `last` its last reply.
+    fn end(&mut self, fd: RawFd, reason: &'static str, last: &[u8]) -> bool {
+        let open = client(&mut self.selector, fd).filter(|c| c.phase == Phase::Open);
+        let Some(conn) = open else { return false };
+        let sent = conn.respond(Some(reason), last, &mut self.calls, &self.totals);
+        self.update(fd, sent);
+        true
+    }
+
     /// Unregister, then close: in that order, so the selector never holds an
-    /// fd number the kernel may hand to someone else.
+    /// fd number the kernel may hand to someone else. The guards forget it.
     fn close(&mut self, fd: RawFd, reason: &str) {
         let Ok(Record::Client(conn)) = self.selector.unregister(fd) else {
             return;
         };
         self.calls
             .close(conn.fd, &format!("{}: {reason}", conn.addr));
-        self.deadlines.forget(fd);
-        self.limits.forget(fd);
+        self.guards.deadlines.forget(fd);
+        self.guards.limits.forget(fd);
         self.handler.forget(fd);
-        self.spare
-            .restore(self.listener.as_ref(), &mut self.selector);
+        self.guards
+            .spare
+            .restore(self.listener.as_ref(), &mut self.selector); // an fd is free
     }
 
     /// SIGUSR1 prints the counters; SIGINT/SIGTERM stop accepting and end
     /// every client gently: what it sent is answered, then our FIN.
     fn on_signal(&mut self) -> io::Result<()> {
-        let heard = self.signals.take(&mut self.calls);
+        let heard = self.guards.signals.take(&mut self.calls);
         if heard.report {
-            let summary =
-                Summary::of_loop(&self.selector, &self.calls, &self.totals, &self.handler);
-            eprintln!("{}", summary.stats_line());
+            eprintln!("{}", self.summary().stats_line());
         }
         if let Some(listener) = self.listener.take_if(|_| heard.stop) {
             signals::stop_accepting(listener, &mut self.selector, &mut self.calls)?;
@@ -302,6 +265,18 @@ impl<H: Handler> EventLoop<H> {
             }
         }
         Ok(())
+    }
+
+    /// Work done on the handler's threads: feed each client it names again.
+    fn on_work_done(&mut self) {
+        for fd in self.handler.finished(&mut self.calls) {
+            let fed = self.feed(fd, 0);
+            self.update(fd, fed);
+        }
+    }
+
+    fn summary(&self) -> Summary {
+        Summary::of_loop(&self.selector, &self.calls, &self.totals, &self.handler)
     }
 }
 

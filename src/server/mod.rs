@@ -32,6 +32,7 @@ pub mod blocking;
 pub mod conn;
 pub mod deadlines;
 pub mod event_loop;
+pub mod guards;
 pub mod handler;
 pub mod hybrid;
 pub mod limits;

@@ -137,10 +137,12 @@ impl Syscalls {
         if self.trace {
             let why = match &r {
                 Ok(n) if *n == buf.len() => format!("replies to {who}"),
-                Ok(n) => format!(
-                    "the kernel took {n} of {} bytes: its send buffer is full",
-                    buf.len()
-                ),
+                Ok(n) => {
+                    format!(
+                        "the kernel took {n} of {} bytes: its send buffer is full",
+                        buf.len()
+                    )
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     "send buffer full: wait for EVENT_WRITE".into()
                 }
