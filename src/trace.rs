@@ -40,6 +40,19 @@ pub fn result(r: Result<i64, &io::Error>) -> String {
     }
 }
 
+/// `fcntl(fd, F_GETFD)`'s result as strace shows it: `0x1 (flags
+/// FD_CLOEXEC)`. The poll and select backends make that call only to learn
+/// whether the fd is open (`sys::check_open` keeps no more), so the flags
+/// shown are the ones every fd this program opens has: it asks for
+/// close-on-exec on each (`SOCK_CLOEXEC`, `O_CLOEXEC`, `EFD_CLOEXEC`, as Rust's
+/// standard library does), and never clears it.
+pub fn fd_flags_result(r: Result<&(), &io::Error>) -> String {
+    match r {
+        Ok(()) => "0x1 (flags FD_CLOEXEC)".to_string(),
+        Err(e) => result(Err(e)),
+    }
+}
+
 /// Why a selector's wait returned, from its result.
 pub fn wait_reason(r: Result<i64, &io::Error>) -> String {
     match r {

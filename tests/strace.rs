@@ -375,6 +375,72 @@ fn trace_narration_lists_the_epoll_ctl_calls_strace_sees() {
     );
 }
 
+/// The sessions of the test below: every mode, and a selector mode running
+/// two event loops (`--workers 2`, two threads).
+const NARRATED_SESSIONS: &[(&str, &[&str])] = &[
+    ("blocking", &[]),
+    ("epoll", &[]),
+    ("epoll", &["--workers", "2"]),
+    ("poll", &[]),
+    ("select", &[]),
+    ("threads", &[]),
+    ("pool", &[]),
+    ("hybrid", &[]),
+];
+
+#[test]
+fn trace_narrates_only_calls_strace_shows_in_every_mode() {
+    if !strace_usable("trace_narrates_only_calls_strace_shows_in_every_mode") {
+        return;
+    }
+    // All sessions at once, to keep the test short (nothing in it depends
+    // on timing), and every call traced, with no filter: the narration may
+    // name any call, and strace must have seen it.
+    let results: Vec<(String, Result<usize, String>)> = thread::scope(|scope| {
+        let runs: Vec<_> = NARRATED_SESSIONS
+            .iter()
+            .map(|&(mode, extra)| {
+                scope.spawn(move || {
+                    let mut args = vec!["--trace", "--max-line", "100"];
+                    args.extend_from_slice(extra);
+                    let server = Traced::start(mode, &args, None);
+                    narration_session(server.addr);
+                    let trace = server.stop();
+                    let label = [mode].iter().chain(extra).copied().collect::<Vec<_>>();
+                    (label.join(" "), trace.narration_lies())
+                })
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    let mut failures = Vec::new();
+    for (label, result) in results {
+        match result {
+            Ok(checked) => eprintln!("{label}: {checked} narrated calls, each seen by strace"),
+            Err(lies) => failures.push(format!("--mode {label}: {lies}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "--trace narrated calls that strace never showed:\n\n{}",
+        failures.join("\n\n")
+    );
+}
+
+/// What each mode is watched doing: clients with pings, a half-close, a
+/// line over `--max-line 100` (an error reply, then a lingering close),
+/// then (in `stop`) SIGTERM.
+fn narration_session(addr: SocketAddr) {
+    assert_clients_served(addr, 3, 2);
+    half_close_session(addr);
+    let stream = connect(addr);
+    (&stream).write_all(&[b'x'; 150]).unwrap();
+    (&stream).write_all(b"\n").unwrap();
+    // The server's FIN comes after the error; our close ends its linger.
+    let reply = read_to_end_with_timeout(&stream, PATIENCE);
+    assert_eq!(reply, b"error: line too long\n", "reply to a line too long");
+}
+
 #[test]
 fn attaching_and_detaching_strace_does_not_disturb_a_server() {
     if !strace_usable("attaching_and_detaching_strace_does_not_disturb_a_server") {
@@ -720,8 +786,10 @@ struct Call {
     name: String,
     /// Everything between the parentheses.
     args: String,
-    /// The return value; `None` for `?`.
+    /// The return value (`0x1` read as 1); `None` for `?`.
     ret: Option<i64>,
+    /// The error's name after a `-1` (or a `?`): `EAGAIN`, `ERESTARTSYS`.
+    errno: Option<String>,
     /// The whole line (both halves, when another thread split it).
     line: String,
 }
@@ -743,6 +811,67 @@ impl Call {
     fn last_arg(&self) -> &str {
         split_args(&self.args).last().copied().unwrap_or("")
     }
+
+    /// The fd a call is about, as the narration is checked against strace:
+    /// its first argument (the listener for accept4, whose result is the new
+    /// fd; the epoll fd for epoll_ctl and epoll_wait; the eventfd for
+    /// hybrid's read and write; nfds for pselect6), except for
+    /// - poll: the fds of its pollfd array, `3 4 -8` (negative: parked);
+    /// - clone3: none. Its argument is a struct the narration abbreviates;
+    ///   the result, the new thread's id, is what tells one from another.
+    fn fd(&self) -> String {
+        match self.name.as_str() {
+            "clone" | "clone3" => String::new(),
+            "poll" | "ppoll" => {
+                let fds = self.arg(0).split("fd=").skip(1);
+                let fds = fds.map(|s| s.split([',', '}']).next().unwrap_or(s).trim());
+                fds.collect::<Vec<_>>().join(" ")
+            }
+            _ => self.arg(0).to_string(),
+        }
+    }
+
+    /// The result as the program saw it: `5`, or `-1 EAGAIN`. strace shows a
+    /// call a signal interrupted as `? ERESTARTSYS` (or ERESTARTNOHAND,
+    /// ERESTART_RESTARTBLOCK, ERESTARTNOINTR): the kernel's own code at the
+    /// moment the call stopped, which becomes `-1 EINTR` once the handler has
+    /// run (the `rt_sigreturn(...) = -1 EINTR` strace shows next).
+    fn outcome(&self) -> String {
+        match (self.ret, &self.errno) {
+            (None, Some(e)) if e.starts_with("ERESTART") => "-1 EINTR".to_string(),
+            (Some(-1), Some(e)) => format!("-1 {e}"),
+            (Some(v), _) => v.to_string(),
+            (None, _) => "?".to_string(),
+        }
+    }
+}
+
+/// The calls `--trace` narrated on stderr (`CALL = RESULT   # WHY`), each
+/// with its line; the server's other messages are left out.
+fn narrated(stderr: &str) -> Vec<(&str, Call)> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let (call, _why) = line.split_once("   # ")?;
+            Some((line, parse_call(0, 0.0, call.trim_end())?))
+        })
+        .collect()
+}
+
+/// A line's first 32 bytes as strace quotes the buffer of the `write(2,
+/// ...)` that printed it (its default `-s 32`).
+fn strace_quoted_start(line: &str) -> String {
+    let mut quoted = String::from("\"");
+    for &b in line.as_bytes().iter().take(32) {
+        match b {
+            b'"' => quoted.push_str("\\\""),
+            b'\\' => quoted.push_str("\\\\"),
+            0x20..=0x7e => quoted.push(b as char),
+            _ => quoted.push_str(&format!("\\{b:o}")),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// `3, {a=1, b=2}, [4 5]` → `["3", "{a=1, b=2}", "[4 5]"]`.
@@ -827,16 +956,27 @@ fn parse_call(pid: i32, time: f64, text: &str) -> Option<Call> {
         let call = text[..at].trim_end();
         call.ends_with(')').then(|| (call.len() - 1, at))
     })?;
-    let ret = text[equals + 3..]
-        .split_whitespace()
+    // `5`, `0x1 (flags FD_CLOEXEC)`, `-1 EAGAIN (...)`, `? ERESTARTSYS (...)`.
+    let mut result = text[equals + 3..].split_whitespace();
+    let ret = result.next().and_then(|r| match r.strip_prefix("0x") {
+        Some(hex) => i64::from_str_radix(hex, 16).ok(),
+        None => r.parse().ok(),
+    });
+    let errno = result
         .next()
-        .and_then(|r| r.parse().ok());
+        .filter(|e| e.len() > 1 && e.starts_with('E'))
+        .filter(|e| {
+            e.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .map(str::to_string);
     Some(Call {
         pid,
         time,
         name: name.to_string(),
         args: text[open + 1..close].to_string(),
         ret,
+        errno,
         line: text.to_string(),
     })
 }
@@ -894,6 +1034,102 @@ impl Transcript {
         s
     }
 
+    /// `Ok(narrated calls checked)` when each call `--trace` narrated is in
+    /// strace's transcript with the same name, fd and result ([`Call::fd`],
+    /// [`Call::outcome`]), each strace call standing for one narration at
+    /// most. Otherwise the narrated lines strace never showed, each with the
+    /// calls strace saw that thread make just before it wrote that line.
+    fn narration_lies(&self) -> Result<usize, String> {
+        let said = narrated(&self.stderr);
+        let key = |c: &Call| (c.name.clone(), c.fd(), c.outcome());
+        let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
+        for call in &self.calls {
+            *seen.entry(key(call)).or_default() += 1;
+        }
+        let mut lies = Vec::new();
+        for (i, (_, call)) in said.iter().enumerate() {
+            match seen.get_mut(&key(call)) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => lies.push(i),
+            }
+        }
+        if said.is_empty() {
+            return Err(format!("nothing narrated; stderr:\n{}", self.stderr));
+        }
+        if lies.is_empty() {
+            return Ok(said.len());
+        }
+        let mut report = format!(
+            "{} of {} narrated calls are not in strace's transcript \
+             (same name, fd and result):",
+            lies.len(),
+            said.len()
+        );
+        for &i in lies.iter().take(8) {
+            let (line, call) = &said[i];
+            report += &format!(
+                "\n  narrated: {line}\n{}",
+                self.before_narration(&said, i, call)
+            );
+        }
+        if lies.len() > 8 {
+            report += &format!("\n  ... and {} more", lies.len() - 8);
+        }
+        Err(report)
+    }
+
+    /// What strace saw the thread that narrated `said[i]` do just before its
+    /// `write(2, ...)` of that line; if that write is not found, the calls
+    /// strace saw with the same name.
+    fn before_narration(&self, said: &[(&str, Call)], i: usize, call: &Call) -> String {
+        let (line, _) = said[i];
+        let quoted = strace_quoted_start(line);
+        // The same 32 bytes may start several lines: take the same one of them.
+        let nth = said[..i]
+            .iter()
+            .filter(|(l, _)| strace_quoted_start(l) == quoted)
+            .count();
+        let is_narration = |c: &Call| c.is(&["write"]) && c.arg(0) == "2";
+        let write = self
+            .calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| is_narration(c) && c.arg(1).starts_with(&quoted))
+            .nth(nth);
+        let shown: Vec<String> = match write {
+            Some((at, write)) => {
+                let mut before: Vec<String> = self.calls[..at]
+                    .iter()
+                    .rev()
+                    .filter(|c| c.pid == write.pid && !is_narration(c))
+                    .take(3)
+                    .map(|c| format!("      {}", c.line))
+                    .collect();
+                before.reverse();
+                before.insert(
+                    0,
+                    format!(
+                        "    strace, thread {}, the calls before it wrote that line:",
+                        write.pid
+                    ),
+                );
+                before
+            }
+            None => {
+                let mut same: Vec<String> = self
+                    .calls
+                    .iter()
+                    .filter(|c| c.name == call.name)
+                    .take(3)
+                    .map(|c| format!("      {} {}", c.pid, c.line))
+                    .collect();
+                same.insert(0, format!("    strace's {} calls:", call.name));
+                same
+            }
+        };
+        shown.join("\n")
+    }
+
     /// The lines for these calls, cut to a readable length.
     fn excerpt(&self, names: &[&str]) -> String {
         let lines: Vec<&str> = self
@@ -929,4 +1165,61 @@ sin_addr=inet_addr(\"127.0.0.1\")}, [128 => 16], SOCK_CLOEXEC|SOCK_NONBLOCK) = 8
     assert_eq!(calls[1].arg(1), "\"a, b\"");
     assert_eq!(calls[3].ret, Some(-1));
     assert!(!calls[3].ok());
+    assert_eq!(calls[3].outcome(), "-1 EINTR");
+    assert_eq!(calls[3].fd(), "4");
+}
+
+#[test]
+fn narration_and_strace_lines_compare_by_name_fd_and_result() {
+    // strace's side: results in hex, interrupted calls, pollfd arrays.
+    let strace = parse(
+        "\
+7 1.1 fcntl(3, F_GETFD)                 = 0x1 (flags FD_CLOEXEC)
+7 1.2 pselect6(5, [3 4], [], NULL, NULL, NULL) = ? ERESTARTNOHAND (To be restarted if no handler)
+7 1.3 poll([{fd=3, events=POLLIN}, {fd=-9, events=0}], 2, -1) = 1 ([{fd=3, revents=POLLIN}])
+7 1.4 read(4, 0x7ffd53b238f0, 64)       = -1 EAGAIN (Resource temporarily unavailable)
+7 1.5 clone3({flags=CLONE_VM|CLONE_FS, child_tid=0x7f, stack_size=0xff00} => {parent_tid=[12]}, 88) = 12
+",
+    );
+    let shown: Vec<(String, String)> = strace.iter().map(|c| (c.fd(), c.outcome())).collect();
+    let expected = [
+        ("3", "1"),
+        ("5", "-1 EINTR"),
+        ("3 -9", "1"),
+        ("4", "-1 EAGAIN"),
+        ("", "12"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|&(fd, r)| (fd.to_string(), r.to_string()))
+        .collect();
+    assert_eq!(shown, expected);
+    // The narration's side: the same calls as --trace prints them.
+    let stderr = "\
+listening on 127.0.0.1:1 (mode select, pid 7)
+pselect6(5, [3 4], [], NULL, NULL, NULL) = -1 EINTR (Interrupted system call)   # interrupted
+read(4, 0x..., 64)                      = -1 EAGAIN (Resource temporarily unavailable)   # nothing left
+clone3({flags=CLONE_VM|..., ...}, 88) = 12   # a thread
+served 1 connections, 1 lines; syscalls: read 1
+";
+    let said: Vec<(String, String, String)> = narrated(stderr)
+        .iter()
+        .map(|(_, c)| (c.name.clone(), c.fd(), c.outcome()))
+        .collect();
+    let said: Vec<(&str, &str, &str)> = said
+        .iter()
+        .map(|(n, f, r)| (n.as_str(), f.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("pselect6", "5", "-1 EINTR"),
+            ("read", "4", "-1 EAGAIN"),
+            ("clone3", "", "12")
+        ]
+    );
+    assert_eq!(
+        strace_quoted_start("read(4, \"ping\\n\", 65536)                = 5"),
+        "\"read(4, \\\"ping\\\\n\\\", 65536)        \""
+    );
 }

@@ -85,7 +85,7 @@ impl Poller {
                 format_args!("is fd {fd} open? then add it to the pollfd array for {events:?}");
             trace::line(
                 format_args!("fcntl({fd}, F_GETFD)"),
-                &trace::result(r.as_ref().map(|()| 1)),
+                &trace::fd_flags_result(r.as_ref()),
                 why,
             );
         }
@@ -165,10 +165,23 @@ impl Poller {
         let call = format_args!("poll([{}], {}, {ms})", all.join(", "), self.fds.len());
         let r = r.as_ref().map(|&n| n as i64);
         let mut result = trace::result(r);
-        if matches!(r, Ok(1..)) {
-            result = format!("{result} ([{}])", fired.join(", "));
+        match r {
+            Ok(0) => result += " (Timeout)",
+            Ok(_) => result = format!("{result} ([{}])", fired.join(", ")),
+            Err(_) => {}
         }
-        trace::line(call, &result, format_args!("{}", trace::wait_reason(r)));
+        // A signal: the program gets -1 EINTR; strace shows the kernel's
+        // code from before the handler ran, `? ERESTART_RESTARTBLOCK`.
+        let why = match r {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) && cfg!(target_os = "linux") => {
+                format!(
+                    "{} (strace: ? ERESTART_RESTARTBLOCK)",
+                    trace::wait_reason(r)
+                )
+            }
+            _ => trace::wait_reason(r),
+        };
+        trace::line(call, &result, format_args!("{why}"));
     }
 }
 

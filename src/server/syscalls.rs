@@ -267,6 +267,11 @@ fn accept_failure(e: &io::Error) -> &'static str {
         Some(libc::EAGAIN) => "no more pending connections",
         Some(libc::EMFILE | libc::ENFILE) => "out of file descriptors",
         Some(libc::ECONNABORTED) => "the client gave up before we accepted",
+        // The program gets EINTR; strace shows the kernel's code from before
+        // the handler ran: `= ? ERESTARTSYS (To be restarted if SA_RESTART is set)`.
+        Some(libc::EINTR) if cfg!(target_os = "linux") => {
+            "interrupted by a signal (strace: ? ERESTARTSYS)"
+        }
         Some(libc::EINTR) => "interrupted by a signal",
         _ => "accept failed",
     }

@@ -79,11 +79,15 @@ pub fn serve(
         thread::Builder::new()
             .name("signals".into())
             .stack_size(STACK_SIZE)
-            .spawn(move || watch_signals(signals, &shared, wake_addr))?
+            .spawn(move || {
+                // From inside: only here is the new thread's id known.
+                let calls = Syscalls::new(shared.config.trace);
+                calls.narrate_clone("the signal watcher: sigwait(SIGINT, SIGTERM)");
+                watch_signals(signals, &shared, wake_addr);
+            })?
     };
     let mut calls = Syscalls::new(config.trace);
     calls.clone += 1;
-    calls.narrate_clone("the signal watcher: sigwait(SIGINT, SIGTERM)");
 
     let pool = workers.map(|n| Pool::start(n, &shared)).transpose()?;
     calls.clone += workers.unwrap_or(0) as u64;
