@@ -7,7 +7,7 @@ N ?= 5
 M ?= 10
 ARGS ?=
 
-.PHONY: help build test lint check-platforms run-epoll run-kqueue run-poll run-select run-threads \
+.PHONY: help build test test-kqueue lint check-platforms run-epoll run-kqueue run-poll run-select run-threads \
         run-pool run-hybrid run-blocking client demo-stall
 
 help: ## list the targets
@@ -21,6 +21,24 @@ $(BIN): build
 test: ## run every test: unit, selector contract suite, integration
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+
+# The kqueue backend, run on Linux: linked against libkqueue (a user-space
+# kqueue on top of epoll) when its source is beside this clone. build.rs reads
+# PINGPONG_LIBKQUEUE; the filters pick the kqueue modules of three suites.
+SHARED ?= ../shared
+LIBKQUEUE_BUILD := $(SHARED)/vendor/build-libkqueue.sh
+LIBKQUEUE_DIR := $(CURDIR)/target/libkqueue
+
+test-kqueue: ## the kqueue backend on Linux via libkqueue: contract suite, servers, hostile clients
+ifneq ($(shell uname -s),Linux)
+	@echo "test-kqueue: skipped, this OS has kqueue in its kernel and make test runs it"
+else ifeq ($(wildcard $(LIBKQUEUE_BUILD)),)
+	@echo "test-kqueue: skipped, no libkqueue source in $(SHARED)/vendor (make test-kqueue SHARED=DIR)"
+else
+	$(LIBKQUEUE_BUILD) $(LIBKQUEUE_DIR)
+	PINGPONG_LIBKQUEUE=$(LIBKQUEUE_DIR) $(CARGO) test --test selector --test servers --test hostile \
+		-- kqueue:: every_available_backend_is_tested
+endif
 
 check-platforms: ## type-check and lint the crate for macOS, FreeBSD, NetBSD, OpenBSD
 	XCHECK_CLIPPY=1 scripts/check-platforms.sh

@@ -2,7 +2,8 @@
 //! spinning.
 //!
 //! Each check runs against a real `pingpong serve` in every mode that must
-//! survive it (epoll, poll, threads, hybrid), and measures the server from
+//! survive it (epoll, poll, threads, hybrid; kqueue too when linked against
+//! libkqueue, `make test-kqueue`), and measures the server from
 //! outside, through `/proc/PID`: peak memory (`VmHWM`), CPU time
 //! (`utime + stime`), open fds. The selector modes also tell, on SIGUSR1
 //! with `--stats`, how many times their loop has woken.
@@ -53,6 +54,9 @@ const NEVER_READER_CAP: usize = 64 << 20;
 macro_rules! in_every_mode {
     ($($check:ident),* $(,)?) => {
         in_every_mode!(@mode epoll "epoll"; $($check),*);
+        // The kqueue backend, in a Linux build linked against libkqueue.
+        #[cfg(kqueue)]
+        in_every_mode!(@mode kqueue "kqueue"; $($check),*);
         in_every_mode!(@mode poll "poll"; $($check),*);
         in_every_mode!(@mode threads "threads"; $($check),*);
         in_every_mode!(@mode hybrid "hybrid"; $($check),*);

@@ -939,7 +939,15 @@ contract_suite! {
 /// backend must join the suite.
 #[test]
 fn every_available_backend_is_tested() {
-    let tested = if cfg!(any(target_os = "linux", target_os = "android")) {
+    let tested = if cfg!(libkqueue) {
+        // Linux linked against libkqueue (make test-kqueue): kqueue as well.
+        vec![
+            Backend::Epoll,
+            Backend::Kqueue,
+            Backend::Poll,
+            Backend::Select,
+        ]
+    } else if cfg!(any(target_os = "linux", target_os = "android")) {
         vec![Backend::Epoll, Backend::Poll, Backend::Select]
     } else {
         vec![Backend::Kqueue, Backend::Poll, Backend::Select]

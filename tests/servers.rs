@@ -525,7 +525,8 @@ macro_rules! per_mode {
         per_mode!(@mode blocking, "blocking", $($test),*);
         #[cfg(target_os = "linux")]
         per_mode!(@mode epoll, "epoll", $($test),*);
-        #[cfg(not(target_os = "linux"))]
+        // kqueue: macOS and the BSDs, or Linux linked against libkqueue.
+        #[cfg(kqueue)]
         per_mode!(@mode kqueue, "kqueue", $($test),*);
         per_mode!(@mode poll, "poll", $($test),*);
         per_mode!(@mode select, "select", $($test),*);

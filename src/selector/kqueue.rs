@@ -16,6 +16,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::{sys, Events, EVENT_READ, EVENT_WRITE};
+// Linux has no kqueue in the libc crate: with libkqueue, the same names come
+// from our declarations of its header (libkqueue.rs).
+#[cfg(libkqueue)]
+use super::libkqueue as libc;
 use crate::trace;
 
 /// The first wait asks for this many events; the buffer doubles each time a

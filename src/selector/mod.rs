@@ -92,6 +92,8 @@ pub(crate) mod sys;
 mod epoll;
 #[cfg(kqueue)]
 mod kqueue;
+#[cfg(libkqueue)]
+mod libkqueue;
 mod poll;
 mod select;
 
@@ -174,10 +176,14 @@ impl fmt::Debug for Events {
 
 /// Which kernel facility waits for readiness.
 ///
-/// | OS               | default  | also available   |
-/// |------------------|----------|------------------|
-/// | Linux            | `Epoll`  | `Poll`, `Select` |
-/// | macOS, the BSDs  | `Kqueue` | `Poll`, `Select` |
+/// | OS                     | default  | also available             |
+/// |------------------------|----------|----------------------------|
+/// | Linux                  | `Epoll`  | `Poll`, `Select`           |
+/// | Linux, with libkqueue  | `Epoll`  | `Kqueue`, `Poll`, `Select` |
+/// | macOS, the BSDs        | `Kqueue` | `Poll`, `Select`           |
+///
+/// "With libkqueue" is a build for tests (`make test-kqueue`): the kqueue
+/// backend linked against a user-space kqueue built on epoll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// `epoll(7)`: O(ready) per wait; Linux only.
@@ -211,7 +217,12 @@ impl Backend {
 
     /// The backends this build can use, best first.
     pub fn available() -> Vec<Backend> {
-        vec![Backend::default_for_os(), Backend::Poll, Backend::Select]
+        let mut backends = vec![Backend::default_for_os(), Backend::Poll, Backend::Select];
+        // Linux linked against libkqueue has kqueue too, after epoll.
+        if cfg!(libkqueue) {
+            backends.insert(1, Backend::Kqueue);
+        }
+        backends
     }
 
     /// Whether this build can use the backend.

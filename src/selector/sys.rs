@@ -91,11 +91,18 @@ pub(crate) fn epoll_wait(
 
 // ------------------------------------------------------- kqueue (macOS and BSD)
 
+// `<sys/event.h>`, where the kqueue names come from: libc's copy on macOS and
+// the BSDs; on Linux built with libkqueue, our declarations (libkqueue.rs).
+#[cfg(libkqueue)]
+use super::libkqueue as event_h;
+#[cfg(all(kqueue, not(libkqueue)))]
+use libc as event_h;
+
 /// `kqueue()` (`man 2 kqueue`), then close-on-exec.
 #[cfg(kqueue)]
 pub(crate) fn kqueue() -> io::Result<OwnedFd> {
     // SAFETY: kqueue() takes no arguments.
-    let fd = owned(cvt(unsafe { libc::kqueue() })?);
+    let fd = owned(cvt(unsafe { event_h::kqueue() })?);
     set_cloexec(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
     Ok(fd)
 }
@@ -107,8 +114,8 @@ pub(crate) fn kqueue() -> io::Result<OwnedFd> {
 #[cfg(kqueue)]
 pub(crate) fn kevent(
     kq: RawFd,
-    changes: &[libc::kevent],
-    events: &mut [libc::kevent],
+    changes: &[event_h::kevent],
+    events: &mut [event_h::kevent],
     timeout: Option<&libc::timespec>,
 ) -> io::Result<usize> {
     // The count parameters are `int` on macOS/FreeBSD and `size_t` on NetBSD:
@@ -118,7 +125,7 @@ pub(crate) fn kevent(
     // and writes at most `events.len()` entries into `events`; the timeout is
     // null or points to a live timespec.
     let n = cvt(unsafe {
-        libc::kevent(
+        event_h::kevent(
             kq,
             changes.as_ptr(),
             changes.len() as _,
@@ -135,7 +142,7 @@ pub(crate) fn kevent(
 /// The struct is not the same everywhere (FreeBSD 12 and later add an `ext`
 /// array), so kqueue.rs sets the fields it needs and takes the rest from here.
 #[cfg(kqueue)]
-pub(crate) fn kevent_zeroed() -> libc::kevent {
+pub(crate) fn kevent_zeroed() -> event_h::kevent {
     // SAFETY: struct kevent holds only integers and the `udata` pointer, for
     // which all-zero bytes are valid values (the pointer is null).
     unsafe { std::mem::zeroed() }

@@ -17,11 +17,17 @@ use nix::unistd::Pid;
 /// The binary under test, built by cargo for integration tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_pingpong");
 
-/// Every server mode this OS has.
+/// Every server mode this build has.
 #[allow(dead_code)]
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(kqueue)))]
 pub const ALL_MODES: &[&str] = &[
     "blocking", "epoll", "poll", "select", "threads", "pool", "hybrid",
+];
+/// Linux linked against libkqueue (`make test-kqueue`) has kqueue as well.
+#[allow(dead_code)]
+#[cfg(all(target_os = "linux", kqueue))]
+pub const ALL_MODES: &[&str] = &[
+    "blocking", "epoll", "kqueue", "poll", "select", "threads", "pool", "hybrid",
 ];
 #[allow(dead_code)]
 #[cfg(not(target_os = "linux"))]
