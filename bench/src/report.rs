@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::workloads::{bytes, Family, Run};
+use crate::workloads::{bytes, Family, Run};
 
 /// Every figure a run can report. Not every run has every figure: a peer
 /// has no counters of its own, an echo load has a bandwidth, only the hold
@@ -461,7 +461,7 @@ fn workload_table(md: &mut String, rows: &[Row]) {
 }
 
 /// One sentence on what a workload does to the server.
-fn describe(w: &super::workloads::Workload) -> String {
+fn describe(w: &crate::workloads::Workload) -> String {
     match w.family {
         Family::Ping if w.clients == 1 => {
             "1 connection, sending `ping` and waiting for `pong` before the next.".to_string()

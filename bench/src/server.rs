@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::workloads::{Target, Workload};
+use crate::cpu_clock::process_cpu_ns;
+use crate::workloads::{Target, Workload};
 
 /// How long a server may take to say it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -374,24 +375,6 @@ fn status_value(status: &str, key: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-/// The CPU time of process `pid`, every thread, in nanoseconds.
-///
-/// Linux lets any process read another's CPU clock: `clock_getcpuclockid`
-/// names it, `clock_gettime` reads it. Unlike `/proc/PID/stat` (ticks of
-/// 10 ms) it is exact to the nanosecond, which short windows need.
-pub fn process_cpu_ns(pid: i32) -> io::Result<u64> {
-    crate::selector::sys::process_cpu_ns(pid)
-}
-
-/// Clock ticks per second, the unit of `utime` and `stime`.
-pub fn clock_ticks() -> f64 {
-    use nix::unistd::{sysconf, SysconfVar};
-    match sysconf(SysconfVar::CLK_TCK) {
-        Ok(Some(ticks)) if ticks > 0 => ticks as f64,
-        _ => 100.0,
-    }
 }
 
 /// A port nobody listens on now, for a peer that takes its port as an

@@ -1,4 +1,11 @@
-//! `pingpong bench`: every mode side by side, on the same loads, in one run.
+//! `pingpong-bench`: every pingpong mode side by side, on the same loads, in
+//! one run.
+//!
+//! The benchmark is a package of its own, beside the library rather than in
+//! it: the crate students read stays free of charts and progress bars. It
+//! depends on the library for two things only, the [`Selector`] its load
+//! generator runs on and [`Mode`], the one list of server modes; the servers
+//! themselves are the `pingpong` binary, started as child processes.
 //!
 //! For each pair of a workload and a server in the plan ([`workloads`]), the
 //! benchmark starts the server as a child process on a free port
@@ -9,9 +16,9 @@
 //! `DIR/report.md` and to SVG charts ([`report`], [`charts`]).
 //!
 //! ```text
-//! pingpong bench --quick                          # about a minute
-//! pingpong bench --modes epoll,threads --clients 100,10000 --secs 5 --repeat 3
-//! pingpong bench --peer c-epoll='/tmp/c-epoll {port}'
+//! pingpong-bench --quick                          # about a minute
+//! pingpong-bench --modes epoll,threads --clients 100,10000 --secs 5 --repeat 3
+//! pingpong-bench --peer c-epoll='/tmp/c-epoll {port}'
 //! ```
 //!
 //! The load generator runs on the same machine as the server and shares
@@ -19,21 +26,34 @@
 //! servers measured in the same run are what the report is for. `--repeat`
 //! interleaves the runs (A B A B, not A A B B), so a slow minute of the
 //! machine does not land on one server only.
+//!
+//! [`Selector`]: pingpong::selector::Selector
+//! [`Mode`]: pingpong::server::Mode
+
+// No raw system calls here: `cpu_clock` reads the CPU clock through nix.
+#![forbid(unsafe_code)]
+
+// The benchmark looks at its servers through /proc and their CPU clocks, both
+// Linux's; the library and its servers build everywhere.
+#[cfg(not(target_os = "linux"))]
+compile_error!("pingpong-bench reads /proc and per-process CPU clocks: it builds on Linux only");
 
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use clap::ArgAction;
+use clap::{ArgAction, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
 
-pub mod charts;
-pub mod driver;
-pub mod report;
-pub mod server;
-pub mod workloads;
+mod charts;
+mod cpu_clock;
+mod driver;
+mod report;
+mod server;
+mod workloads;
 
+use cpu_clock::process_cpu_ns;
 use driver::Driver;
 use hdrhistogram::Histogram;
 use report::{Fig, Measure, Row, SyscallMethod};
@@ -41,8 +61,13 @@ use server::{Sample, Server, SyscallCounter};
 use workloads::{BenchMode, Family, Peer, Run, Target};
 
 /// The benchmark's options.
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {
+#[derive(Parser, Debug)]
+#[command(
+    name = "pingpong-bench",
+    version,
+    about = "Measure every pingpong mode side by side (starts its own servers)"
+)]
+struct BenchArgs {
     /// Server modes to measure, comma-separated [default: every mode but blocking]
     #[arg(long, value_enum, value_delimiter = ',')]
     modes: Option<Vec<BenchMode>>,
@@ -96,7 +121,8 @@ pub struct BenchArgs {
     /// Which workloads to run [default: all]
     #[arg(long, value_enum, value_delimiter = ',')]
     workloads: Option<Vec<Family>>,
-    /// The pingpong binary to start as the server [default: this one]
+    /// The pingpong binary to start as the server [default: `pingpong`
+    /// beside this program, as cargo builds them: target/release/pingpong]
     #[arg(long)]
     bin: Option<PathBuf>,
 }
@@ -111,12 +137,11 @@ struct Settings {
     perf: bool,
 }
 
-/// Run the benchmark.
-pub fn run(args: &BenchArgs) -> ExitCode {
-    match bench(args) {
+fn main() -> ExitCode {
+    match bench(&BenchArgs::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pingpong bench: {e}");
+            eprintln!("pingpong-bench: {e}");
             ExitCode::FAILURE
         }
     }
@@ -128,7 +153,7 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
     check(args)?;
     let bin = match &args.bin {
         Some(bin) => bin.clone(),
-        None => std::env::current_exe()?,
+        None => pingpong_beside_us()?,
     };
     let settings = Settings {
         bin,
@@ -191,7 +216,7 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
         workers: &args.workers,
         edge: args.edge,
         nofile,
-        pool_size: crate::server::default_workers(),
+        pool_size: pingpong::server::default_workers(),
     });
     if modes.contains(&BenchMode::Blocking) {
         eprintln!("blocking mode serves one client at a time: it runs the 1-connection loads only");
@@ -253,6 +278,23 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
         clock.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The `pingpong` binary that cargo built beside this one: both land in
+/// the workspace's `target/release/` (or `target/debug/`).
+fn pingpong_beside_us() -> io::Result<PathBuf> {
+    let bin = std::env::current_exe()?.with_file_name("pingpong");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "no server binary at {}: build it (`cargo build --release`) or pass --bin",
+                bin.display()
+            ),
+        ))
+    }
 }
 
 /// Refuse options that cannot make a run, with a message that says why.
@@ -414,7 +456,7 @@ impl Window {
         if signal {
             server.request_stats()?;
         }
-        let client0 = server::process_cpu_ns(me)?;
+        let client0 = process_cpu_ns(me)?;
         let completed = driver.completed();
         driver.measure(true);
         let t0 = Instant::now();
@@ -422,7 +464,7 @@ impl Window {
         let elapsed = t0.elapsed().as_secs_f64();
         driver.measure(false);
         let round_trips = driver.completed() - completed;
-        let client1 = server::process_cpu_ns(me)?;
+        let client1 = process_cpu_ns(me)?;
         let after = server.sample()?;
         if signal {
             server.request_stats()?;
