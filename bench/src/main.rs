@@ -56,9 +56,10 @@ mod workloads;
 use cpu_clock::process_cpu_ns;
 use driver::Driver;
 use hdrhistogram::Histogram;
+use pingpong::server::Mode;
 use report::{Fig, Measure, Row, SyscallMethod};
 use server::{Sample, Server, SyscallCounter};
-use workloads::{BenchMode, Family, Peer, Run, Target};
+use workloads::{Family, Peer, Run, Target};
 
 /// The benchmark's options.
 #[derive(Parser, Debug)]
@@ -68,9 +69,10 @@ use workloads::{BenchMode, Family, Peer, Run, Target};
     about = "Measure every pingpong mode side by side (starts its own servers)"
 )]
 struct BenchArgs {
-    /// Server modes to measure, comma-separated [default: every mode but blocking]
+    /// Server modes to measure, comma-separated [default: every mode this OS
+    /// has but blocking]
     #[arg(long, value_enum, value_delimiter = ',')]
-    modes: Option<Vec<BenchMode>>,
+    modes: Option<Vec<Mode>>,
     /// Connection counts of the ping-pong sweep [default: 1,10,100,1000,10000;
     /// with --quick 1,10,100,1000]
     #[arg(long, value_delimiter = ',')]
@@ -177,16 +179,7 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
     };
     eprintln!("{perf_note}");
 
-    let modes = dedup(args.modes.clone().unwrap_or_else(|| {
-        vec![
-            BenchMode::Epoll,
-            BenchMode::Poll,
-            BenchMode::Select,
-            BenchMode::Threads,
-            BenchMode::Pool,
-            BenchMode::Hybrid,
-        ]
-    }));
+    let modes = dedup(args.modes.clone().unwrap_or_else(workloads::default_modes));
     let clients = args.clients.clone().unwrap_or_else(|| {
         if args.quick {
             vec![1, 10, 100, 1000]
@@ -218,7 +211,7 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
         nofile,
         pool_size: pingpong::server::default_workers(),
     });
-    if modes.contains(&BenchMode::Blocking) {
+    if modes.contains(&Mode::Blocking) {
         eprintln!("blocking mode serves one client at a time: it runs the 1-connection loads only");
     }
     let mut rows: Vec<Row> = plan
@@ -273,7 +266,7 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
     written.extend(charts.iter().map(|(file, _)| args.out.join(file)));
     let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
     println!(
-        "\n† lifetime count (the mode prints its counters only at exit). wrote {} in {:.0} s",
+        "\n† lifetime count (the mode's counters are complete only at exit). wrote {} in {:.0} s",
         names.join(", "),
         clock.elapsed().as_secs_f64()
     );
@@ -304,6 +297,9 @@ fn check(args: &BenchArgs) -> io::Result<()> {
         return bad(format!(
             "--size {s}: at most 65536 (the server's longest line, --max-line)"
         ));
+    }
+    if let Some(mode) = args.modes.iter().flatten().find(|m| !m.is_available()) {
+        return bad(format!("--modes {mode}: this OS has no {mode}"));
     }
     if args.pipeline.contains(&0) {
         return bad("--pipeline: at least 1 request in flight".into());
@@ -350,6 +346,15 @@ fn measure(run: &Run, settings: &Settings) -> io::Result<Measure> {
     Ok(m)
 }
 
+/// Whether `mode`'s SIGUSR1 counters are up to date at any moment, so that
+/// two answers frame the window. Every mode but blocking prints them, but the
+/// thread modes add up a connection's system calls only when it closes: over
+/// a window of open connections they would count none, so theirs are taken
+/// over the server's life, from the line it prints at exit.
+fn counts_live(mode: Mode) -> bool {
+    mode.stats_on_sigusr1() && !matches!(mode, Mode::Threads | Mode::Pool)
+}
+
 /// The measuring itself, on a server that runs: connect, (hold idle
 /// connections,) warm up, measure the window, count system calls. Returns
 /// the figures, the driver (its connections still open) and, for servers
@@ -378,13 +383,11 @@ fn load(
     // bunches: its counters are taken over its life instead.
     let loops = match run.target {
         _ if w.family == Family::Slow => None,
-        Target::Mode { mode, workers, .. } if mode.stats_on_sigusr1() => {
-            Some(if mode.is_selector() {
-                workers.unwrap_or(1)
-            } else {
-                1
-            })
-        }
+        Target::Mode { mode, workers, .. } if counts_live(mode) => Some(if mode.is_selector() {
+            workers.unwrap_or(1)
+        } else {
+            1
+        }),
         _ => None,
     };
     let window = Window::measure(

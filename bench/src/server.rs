@@ -11,7 +11,7 @@
 //!   peak RSS), `Threads`;
 //! - **context switches** summed over `/proc/PID/task/*/status`;
 //! - **system calls** from the server's own counters: the `stats:` line it
-//!   prints on SIGUSR1 (selector and hybrid modes, on stderr) and at exit
+//!   prints on SIGUSR1 (every mode but blocking, on stderr) and at exit
 //!   (`--stats`, on stdout); and, for any process, from `perf stat`
 //!   counting the `raw_syscalls:sys_enter` tracepoint.
 
