@@ -7,6 +7,9 @@ use std::io;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use nix::sys::utsname::uname;
+use procfs::{CpuInfo, Current, Meminfo};
+
 use crate::workloads::{bytes, Family, Run};
 
 /// Every figure a run can report. Not every run has every figure: a peer
@@ -530,21 +533,14 @@ figures vary from machine to machine.
 
 /// Machine, kernel, date, limits: the rows of the environment table.
 fn environment(ctx: &Context) -> Vec<(&'static str, String)> {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown".to_string(), |(_, m)| m.trim().to_string());
+    let unknown = || "unknown".to_string();
+    let model = CpuInfo::current()
+        .ok()
+        .and_then(|cpus| cpus.model_name(0).map(str::to_string))
+        .unwrap_or_else(unknown);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map_or("unknown".to_string(), |k| k.trim().to_string());
-    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let memory = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or("unknown".to_string(), |kib| bytes(kib * 1024.0));
+    let kernel = uname().map_or_else(|_| unknown(), |u| u.release().to_string_lossy().into());
+    let memory = Meminfo::current().map_or_else(|_| unknown(), |m| bytes(m.mem_total as f64));
     vec![
         ("date (UTC)", utc(ctx.started)),
         ("CPU", model),

@@ -1,7 +1,8 @@
 //! The server under test: a child process, started, watched and stopped.
 //!
 //! Everything the benchmark knows about the server comes from outside it,
-//! the way an operator would look at any process:
+//! the way an operator would look at any process (`/proc` is read through
+//! the `procfs` crate, which parses each file into a struct):
 //!
 //! - **CPU time** from the kernel's per-process CPU clock
 //!   (`clock_getcpuclockid(pid)` + `clock_gettime`, nanoseconds, every
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use procfs::process::Process;
 
 use crate::cpu_clock::process_cpu_ns;
 use crate::workloads::{Target, Workload};
@@ -87,6 +89,8 @@ enum Said {
 pub struct Server {
     child: Child,
     pub pid: i32,
+    /// `/proc/PID`, opened once.
+    process: Process,
     pub addr: SocketAddr,
     /// `stats:` lines from stderr (answers to SIGUSR1).
     signalled: Receiver<Said>,
@@ -144,6 +148,7 @@ impl Server {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
         let pid = i32::try_from(child.id()).map_err(io::Error::other)?;
+        let process = Process::new(pid).map_err(io::Error::other)?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let (out_tx, stdout) = mpsc::channel();
         let (err_tx, signalled) = mpsc::channel();
@@ -158,6 +163,7 @@ impl Server {
         let mut server = Server {
             child,
             pid,
+            process,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             signalled,
             stdout,
@@ -226,35 +232,19 @@ impl Server {
 
     /// Look at the process now.
     pub fn sample(&self) -> io::Result<Sample> {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // The command name is in parentheses and may hold spaces: count
-        // fields from the last ')'. utime and stime are fields 14 and 15.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let field = |i: usize| fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0);
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        let kib = |key: &str| status_value(&status, key) * 1024;
-        Ok(Sample {
-            cpu_ns: process_cpu_ns(self.pid)?,
-            utime: field(11),
-            stime: field(12),
-            rss: kib("VmRSS:"),
-            hwm: kib("VmHWM:"),
-            threads: status_value(&status, "Threads:"),
-        })
+        sample(&self.process)
     }
 
     /// Context switches, voluntary and not, summed over every thread alive.
     pub fn context_switches(&self) -> u64 {
-        let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+        let Ok(tasks) = self.process.tasks() else {
             return 0;
         };
         tasks
             .flatten()
-            .filter_map(|task| fs::read_to_string(task.path().join("status")).ok())
+            .filter_map(|task| task.status().ok())
             .map(|s| {
-                status_value(&s, "voluntary_ctxt_switches:")
-                    + status_value(&s, "nonvoluntary_ctxt_switches:")
+                s.voluntary_ctxt_switches.unwrap_or(0) + s.nonvoluntary_ctxt_switches.unwrap_or(0)
             })
             .sum()
     }
@@ -367,14 +357,19 @@ fn parse_listening(line: &str) -> Option<SocketAddr> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-/// A number from a `/proc/PID/status` line such as `VmRSS:   1234 kB`.
-fn status_value(status: &str, key: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+/// One look at `process`: its CPU clock, `/proc/PID/stat` and `/proc/PID/status`.
+fn sample(process: &Process) -> io::Result<Sample> {
+    let stat = process.stat().map_err(io::Error::other)?;
+    let status = process.status().map_err(io::Error::other)?;
+    let kib = |value: Option<u64>| value.unwrap_or(0) * 1024;
+    Ok(Sample {
+        cpu_ns: process_cpu_ns(process.pid)?,
+        utime: stat.utime,
+        stime: stat.stime,
+        rss: kib(status.vmrss),
+        hwm: kib(status.vmhwm),
+        threads: status.threads,
+    })
 }
 
 /// A port nobody listens on now, for a peer that takes its port as an
@@ -564,8 +559,9 @@ mod tests {
 
     #[test]
     fn our_own_process_can_be_sampled() {
-        let status = fs::read_to_string("/proc/self/status").unwrap();
-        assert!(status_value(&status, "Threads:") >= 1);
-        assert!(process_cpu_ns(std::process::id() as i32).unwrap() > 0);
+        let seen = sample(&Process::myself().unwrap()).unwrap();
+        assert!(seen.threads >= 1);
+        assert!(seen.cpu_ns > 0);
+        assert!(seen.rss > 0 && seen.hwm >= seen.rss);
     }
 }
