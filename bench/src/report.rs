@@ -9,6 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::sys::utsname::uname;
 use procfs::{CpuInfo, Current, Meminfo};
+use tabled::builder::Builder;
+use tabled::grid::config::Offset;
+use tabled::settings::object::{Columns, Object, Rows};
+use tabled::settings::style::LineChar;
+use tabled::settings::{Alignment, Padding, Span, Style};
+use tabled::Table;
 
 use crate::workloads::{bytes, Family, Run};
 
@@ -301,9 +307,10 @@ pub fn table(rows: &[Row]) -> String {
         "workload", "server", "rt/s", "starved", "p50", "p99", "p99.9", "CPU/rt", "sc/rt",
         "perf/rt", "thr", "peak RSS", "RSS/conn",
     ];
-    let mut lines: Vec<Vec<String>> = vec![headings.iter().map(|h| h.to_string()).collect()];
+    let mut lines = vec![headings.map(String::from).to_vec()];
     let mut last_workload = String::new();
     for row in rows {
+        // The workload is named once, on the first of its rows.
         let label = row.run.workload.label();
         let shown = if label == last_workload {
             String::new()
@@ -314,48 +321,48 @@ pub fn table(rows: &[Row]) -> String {
         let mut line = vec![shown, row.run.target.to_string()];
         match row.reason() {
             Some(reason) => line.push(reason),
-            None => {
-                for fig in TABLE {
-                    line.push(row.cell(fig, fig == Fig::Rps));
-                }
-            }
+            None => line.extend(TABLE.map(|fig| row.cell(fig, fig == Fig::Rps))),
         }
         lines.push(line);
     }
-    let columns = headings.len();
-    let mut widths = vec![0; columns];
-    for line in &lines {
-        // A reason spans the figure columns: it does not widen them.
-        if line.len() == columns {
-            for (w, cell) in widths.iter_mut().zip(line) {
-                *w = (*w).max(cell.chars().count());
-            }
-        } else {
-            for (w, cell) in widths.iter_mut().zip(line.iter().take(2)) {
-                *w = (*w).max(cell.chars().count());
-            }
+    // No borders: columns two spaces apart (one of padding, one of line).
+    let mut table = grid(lines, 2);
+    table.with(Style::blank()).with(Padding::new(0, 1, 0, 0));
+    let text = table.to_string();
+    text.lines()
+        .map(|l| l.trim_end().to_string() + "\n")
+        .collect()
+}
+
+/// `lines` as a table, the first line its header. The columns from
+/// `figures` on are right-aligned, so that digits line up. A line that stops
+/// at its first figure holds a reason there instead (`n/a: FD_SETSIZE`),
+/// which spans the figure columns.
+fn grid(lines: Vec<Vec<String>>, figures: usize) -> Table {
+    let width = lines.first().map_or(0, Vec::len);
+    let short: Vec<usize> = (1..lines.len())
+        .filter(|&i| lines[i].len() < width)
+        .collect();
+    let mut table = Builder::from(lines).build();
+    if figures < width {
+        table.modify(Columns::new(figures..), Alignment::right());
+        let span = Span::column((width - figures) as isize);
+        for line in short {
+            table.modify((line, figures), (span, Alignment::left()));
         }
     }
-    let mut out = String::new();
-    for line in &lines {
-        for (i, cell) in line.iter().enumerate() {
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            if i < 2 || line.len() < columns {
-                out += cell;
-                if i + 1 < line.len() {
-                    out += &" ".repeat(pad + 2);
-                }
-            } else {
-                out += &" ".repeat(pad);
-                out += cell;
-                if i + 1 < line.len() {
-                    out += "  ";
-                }
-            }
-        }
-        out.push('\n');
+    table
+}
+
+/// [`grid`] in Markdown, the figure columns marked right-aligned (`---:`).
+fn markdown(lines: Vec<Vec<String>>, figures: usize) -> String {
+    let mut table = grid(lines, figures);
+    table.with(Style::markdown());
+    if figures < table.count_columns() {
+        let under_header = Rows::one(1).intersect(Columns::new(figures..));
+        table.modify(under_header, LineChar::horizontal(':', Offset::End(0)));
     }
-    out
+    table.to_string() + "\n"
 }
 
 /// What report.md says about the machine and the run.
@@ -377,10 +384,13 @@ pub fn write_markdown(dir: &Path, rows: &[Row], ctx: &Context) -> io::Result<()>
     let _ = writeln!(md, "# pingpong bench\n");
     let _ = writeln!(md, "```\n{}\n```\n", ctx.command);
     let _ = writeln!(md, "## Environment\n");
-    let _ = writeln!(md, "| | |\n|---|---|");
-    for (k, v) in environment(ctx) {
-        let _ = writeln!(md, "| {k} | {v} |");
-    }
+    let mut lines = vec![vec![String::new(), String::new()]];
+    lines.extend(
+        environment(ctx)
+            .into_iter()
+            .map(|(k, v)| vec![k.to_string(), v]),
+    );
+    md += &markdown(lines, 2);
     let _ = writeln!(md, "\n## How each figure is measured\n");
     md += METHOD;
     let _ = writeln!(md, "\n## Results\n");
@@ -434,32 +444,20 @@ fn workload_table(md: &mut String, rows: &[Row]) {
         .into_iter()
         .filter(|&f| rows.iter().any(|r| r.spread(f).is_some()))
         .collect();
-    let _ = write!(md, "| server |");
-    for f in &figs {
-        let _ = write!(md, " {} |", f.heading());
-    }
-    let _ = write!(md, "\n|---|");
-    for _ in &figs {
-        md.push_str("---:|");
-    }
-    md.push('\n');
+    let mut lines = vec![["server"]
+        .into_iter()
+        .chain(figs.iter().map(|f| f.heading()))
+        .map(String::from)
+        .collect()];
     for row in rows {
-        let _ = write!(md, "| {} |", row.run.target);
+        let mut line = vec![row.run.target.to_string()];
         match row.reason() {
-            Some(reason) => {
-                let _ = write!(md, " {reason} |");
-                for _ in 1..figs.len() {
-                    md.push_str(" |");
-                }
-            }
-            None => {
-                for &f in &figs {
-                    let _ = write!(md, " {} |", row.cell(f, true));
-                }
-            }
+            Some(reason) => line.push(reason),
+            None => line.extend(figs.iter().map(|&f| row.cell(f, true))),
         }
-        md.push('\n');
+        lines.push(line);
     }
+    *md += &markdown(lines, 1);
     md.push('\n');
 }
 
@@ -585,7 +583,61 @@ pub fn utc(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workloads::{Target, Workload};
+    use pingpong::selector::Backend;
+    use pingpong::server::Mode;
     use std::time::Duration;
+
+    /// A row of `ping 100c` served by `backend`: measured at `rps`, or
+    /// skipped for `skip`.
+    fn row(backend: Backend, rps: f64, skip: Option<&str>) -> Row {
+        let workload = Workload {
+            family: Family::Ping,
+            clients: 100,
+            size: 0,
+            pipeline: 1,
+            work_ms: 0,
+            idle: 0,
+        };
+        let mut m = Measure::default();
+        m.set(Fig::Rps, rps);
+        m.set(Fig::P50, 52_000.0);
+        Row {
+            run: Run {
+                workload,
+                target: Target::mode(Mode::Selector(backend)),
+                skip: skip.map(String::from),
+            },
+            outcomes: if skip.is_some() { vec![] } else { vec![Ok(m)] },
+        }
+    }
+
+    #[test]
+    fn a_reason_spans_the_figure_columns() {
+        let rows = [
+            row(Backend::Epoll, 156_000.0, None),
+            row(Backend::Select, 0.0, Some("n/a: FD_SETSIZE")),
+        ];
+        let text = table(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("workload   server  "), "{text}");
+        assert!(lines[1].starts_with("ping 100c  epoll   "), "{text}");
+        assert!(lines[1].contains(" 156k ") && lines[1].contains(" 52.0µs "));
+        assert_eq!(lines[2], "           select  n/a: FD_SETSIZE");
+
+        let mut md = String::new();
+        workload_table(&mut md, &rows);
+        let lines: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(
+            lines,
+            [
+                "| server | round trips/s |    p50 |",
+                "|--------|--------------:|-------:|",
+                "| epoll  |          156k | 52.0µs |",
+                "| select | n/a: FD_SETSIZE        |",
+            ]
+        );
+    }
 
     #[test]
     fn dates_come_out_right() {
