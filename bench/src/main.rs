@@ -251,7 +251,8 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
     print!("{}", report::table(&rows));
     let charts = charts::draw_all(&args.out, &rows)?;
     let context = report::Context {
-        command: command_line(),
+        // This command line, quoted so that it can be pasted into a shell.
+        command: shell_words::join(std::env::args()),
         started,
         elapsed_secs: clock.elapsed().as_secs_f64(),
         secs: settings.secs,
@@ -592,23 +593,6 @@ fn raise_nofile() -> (libc::rlim_t, String) {
             format!("RLIMIT_NOFILE stays {soft}: raising it to {target} failed ({e})"),
         ),
     }
-}
-
-/// This command line, quoted for a shell, for the report.
-fn command_line() -> String {
-    let words: Vec<String> = std::env::args()
-        .map(|a| {
-            let plain = a
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_=.,/:".contains(c));
-            if plain && !a.is_empty() {
-                a
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect();
-    words.join(" ")
 }
 
 fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use nix::sys::utsname::uname;
 use procfs::{CpuInfo, Current, Meminfo};
@@ -540,7 +540,10 @@ fn environment(ctx: &Context) -> Vec<(&'static str, String)> {
     let kernel = uname().map_or_else(|_| unknown(), |u| u.release().to_string_lossy().into());
     let memory = Meminfo::current().map_or_else(|_| unknown(), |m| bytes(m.mem_total as f64));
     vec![
-        ("date (UTC)", utc(ctx.started)),
+        (
+            "date (UTC)",
+            humantime::format_rfc3339_seconds(ctx.started).to_string(),
+        ),
         ("CPU", model),
         ("cores", cores.to_string()),
         ("memory", memory),
@@ -558,35 +561,12 @@ fn environment(ctx: &Context) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `2025-01-31 14:05:09`, from the system clock, without a date crate:
-/// days since 1970 to a civil date (Howard Hinnant's algorithm).
-pub fn utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::workloads::{Target, Workload};
     use pingpong::selector::Backend;
     use pingpong::server::Mode;
-    use std::time::Duration;
 
     /// A row of `ping 100c` served by `backend`: measured at `rps`, or
     /// skipped for `skip`.
@@ -637,13 +617,6 @@ mod tests {
                 "| select | n/a: FD_SETSIZE        |",
             ]
         );
-    }
-
-    #[test]
-    fn dates_come_out_right() {
-        assert_eq!(utc(UNIX_EPOCH), "1970-01-01 00:00:00");
-        let t = UNIX_EPOCH + Duration::from_secs(951_827_696); // leap day 2000
-        assert_eq!(utc(t), "2000-02-29 12:34:56");
     }
 
     #[test]

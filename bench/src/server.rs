@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use procfs::process::Process;
+use wait_timeout::ChildExt;
 
 use crate::cpu_clock::process_cpu_ns;
 use crate::workloads::{Target, Workload};
@@ -206,14 +207,10 @@ impl Server {
     /// a refused connection is a symptom, the server's exit is the cause.
     pub fn explain(&mut self, error: io::Error) -> io::Error {
         // A server that is dying may not have been reaped yet: give it a moment.
-        let deadline = Instant::now() + Duration::from_millis(300);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return self.failure(&format!("exited ({error})"));
-            }
-            thread::sleep(Duration::from_millis(10));
+        match self.child.wait_timeout(Duration::from_millis(300)) {
+            Ok(Some(_)) => self.failure(&format!("exited ({error})")),
+            _ => error,
         }
-        error
     }
 
     /// An error naming what went wrong, with the last lines it printed.
@@ -281,22 +278,11 @@ impl Server {
     /// `stats:` line it printed on the way out, if it printed one.
     pub fn stop(mut self) -> io::Result<Option<Stats>> {
         let _ = kill(Pid::from_raw(self.pid), Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        let mut killed = false;
-        loop {
-            if self.child.try_wait()?.is_some() {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                self.child.wait()?;
-                killed = true;
-                break;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-        self.finished = true;
-        if killed {
+        // No polling loop: wait_timeout sleeps until SIGCHLD says a child
+        // has exited (its handler writes to a self-pipe, the trick the
+        // servers use for their own signals) or the time is up.
+        if self.child.wait_timeout(STOP_TIMEOUT)?.is_none() {
+            // Dropping `self` kills it.
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -305,6 +291,7 @@ impl Server {
                 ),
             ));
         }
+        self.finished = true;
         // The reader thread sees EOF once the child is gone.
         let mut stats = None;
         while let Ok(said) = self.stdout.recv_timeout(Duration::from_secs(2)) {
