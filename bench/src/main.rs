@@ -44,7 +44,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod charts;
@@ -158,9 +158,6 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
         perf: args.perf && SyscallCounter::available(),
     };
     let (nofile, nofile_note) = raise_nofile();
-    // rlim_t is u64 on Linux but i64 on FreeBSD: one conversion for both.
-    #[allow(clippy::useless_conversion)]
-    let nofile = u64::try_from(nofile).unwrap_or(0);
     eprintln!("{nofile_note}");
     let perf_note = if !args.perf {
         "not used (--perf false)".to_string()
@@ -179,15 +176,10 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
             vec![1, 10, 100, 1000, 10_000]
         }
     });
-    let families = args.workloads.clone().unwrap_or_else(|| {
-        vec![
-            Family::Ping,
-            Family::Echo,
-            Family::Pipeline,
-            Family::Slow,
-            Family::Hold,
-        ]
-    });
+    let families = args
+        .workloads
+        .clone()
+        .unwrap_or_else(|| Family::value_variants().to_vec());
     let plan = workloads::plan(&workloads::PlanInput {
         families: &families,
         modes: &modes,
@@ -319,12 +311,13 @@ fn check(args: &BenchArgs) -> io::Result<()> {
 
 /// Raise this process's RLIMIT_NOFILE soft limit to the hard limit (the
 /// servers it starts inherit it), and say what it is now.
-fn raise_nofile() -> (libc::rlim_t, String) {
+fn raise_nofile() -> (u64, String) {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return (1024, "RLIMIT_NOFILE unknown; assuming 1024".into());
     };
-    // An unlimited hard limit still stops at the kernel's fs.nr_open.
+    // An unlimited hard limit still stops at the kernel's fs.nr_open (one
+    // number in a file: procfs has no reader for this one).
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse().ok())
