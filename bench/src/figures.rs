@@ -111,7 +111,8 @@ pub enum SyscallMethod {
     #[default]
     Window,
     /// The exit line's total over every round trip of the server's life,
-    /// warm-up and connection set-up included (the thread modes, see `counts_live`).
+    /// warm-up and connection set-up included (the thread modes, see
+    /// `counts_live`, and the slow-handler load).
     Lifetime,
 }
 

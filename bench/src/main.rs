@@ -251,7 +251,7 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
     written.extend(charts.iter().map(|(file, _)| args.out.join(file)));
     let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
     println!(
-        "\n† lifetime count (the mode's counters are complete only at exit). wrote {} in {:.0} s",
+        "\n† counted over the server's whole life (see report.md). wrote {} in {:.0} s",
         names.join(", "),
         clock.elapsed().as_secs_f64()
     );

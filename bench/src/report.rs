@@ -245,9 +245,11 @@ the kernel's per-process CPU clock, divided by the round trips. **user %** split
 `utime`/`stime` of `/proc/PID/stat`. **client CPU/rt** is the same for the load generator \
 itself: what measuring cost the machine.
 - **syscalls/rt**: the server's own counters (`stats:` line). Selector and hybrid modes print \
-them on SIGUSR1, so the figure covers exactly the window. † marks the thread modes, which add \
-up a connection's calls only when it closes: total calls over the server's life divided by \
-every round trip of its life (warm-up and connection set-up included). Peers have no counters.
+them on SIGUSR1, so the figure covers exactly the window. † marks counts taken over the \
+server's life instead, from the line it prints at exit: total calls divided by every round trip \
+of its life (warm-up and connection set-up included). That is so for the thread modes, which \
+add up a connection's calls only when it closes, and under the slow handler, which answers \
+signals late. Peers have no counters.
 - **perf syscalls/rt**: every system call of the server (futex and clone included), counted by \
 `perf stat -e raw_syscalls:sys_enter -p PID` over a separate short window after the measured \
 one (so the tracepoint's cost does not land in CPU/rt). perf attaches with its counter off and \
