@@ -1,6 +1,10 @@
 # pingpong — `make help` lists the targets.
 CARGO ?= cargo
 BIN := target/release/pingpong
+BENCH := target/release/pingpong-bench
+# The workspace's second package, the benchmark (bench/), reads /proc: on
+# Linux `make test` and `make lint` cover it too, elsewhere the library only.
+PACKAGES := $(if $(filter Linux,$(shell uname -s)),--workspace)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 N ?= 5
@@ -18,9 +22,9 @@ build: ## build the release binary
 
 $(BIN): build
 
-test: ## run every test: unit, selector contract suite, integration
-	$(CARGO) test --all-targets
-	$(CARGO) test --doc
+test: ## run every test: unit, selector contract suite, integration, the benchmark's
+	$(CARGO) test $(PACKAGES) --all-targets
+	$(CARGO) test $(PACKAGES) --doc
 
 # The kqueue backend, run on Linux: linked against libkqueue (a user-space
 # kqueue on top of epoll) when its source is beside this clone. build.rs reads
@@ -44,9 +48,9 @@ check-platforms: ## type-check and lint the crate for macOS, FreeBSD, NetBSD, Op
 	XCHECK_CLIPPY=1 scripts/check-platforms.sh
 
 lint: ## rustfmt, clippy and rustdoc, as CI runs them
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy $(PACKAGES) --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc $(PACKAGES) --no-deps
 
 run-epoll: build ## the selector server on epoll(7), 127.0.0.1:8000
 	$(BIN) serve --mode epoll --host $(HOST) --port $(PORT) $(ARGS)
@@ -88,7 +92,10 @@ trace-diff: build ## epoll and threads under strace, side by side (pids, times, 
 	@scripts/strace-diff.sh $(BIN) epoll threads
 
 # ---- bench: every mode side by side; table on stdout, report and charts in bench-out/
-.PHONY: bench bench-full
+# The benchmark is a package of its own (bench/, binary pingpong-bench), built
+# only here, so `make build` never compiles its charting dependencies. It
+# starts target/release/pingpong, the binary beside it, as the server.
+.PHONY: bench bench-full bench-build
 PEERS ?= ../shared/peers
 C_EPOLL := target/peers/c-epoll
 # The C reference server joins the run when its source is beside this clone.
@@ -97,7 +104,10 @@ BENCH_PEER = $(if $(and $(wildcard $(PEERS)/c-epoll-server.c),$(shell command -v
 $(C_EPOLL): $(PEERS)/c-epoll-server.c
 	mkdir -p $(dir $@) && cc -O2 -o $@ $<
 
-bench: build $(if $(BENCH_PEER),$(C_EPOLL)) ## quick benchmark of every mode (~1 min): bench-out/report.md
-	$(BIN) bench --quick $(BENCH_PEER) $(ARGS)
-bench-full: build $(if $(BENCH_PEER),$(C_EPOLL)) ## full benchmark (~6 min): 1 to 10,000 connections, 3 s windows
-	$(BIN) bench $(BENCH_PEER) $(ARGS)
+bench-build: build
+	$(CARGO) build --release -p pingpong-bench
+
+bench: bench-build $(if $(BENCH_PEER),$(C_EPOLL)) ## quick benchmark of every mode (~1 min): bench-out/report.md
+	$(BENCH) --quick $(BENCH_PEER) $(ARGS)
+bench-full: bench-build $(if $(BENCH_PEER),$(C_EPOLL)) ## full benchmark (~6 min): 1 to 10,000 connections, 3 s windows
+	$(BENCH) $(BENCH_PEER) $(ARGS)

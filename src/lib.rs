@@ -9,7 +9,6 @@
 //! - [`server`]: one file per mode (blocking, selector loop, threads and pool);
 //! - [`client`]: the threaded and selector clients.
 
-pub mod bench;
 pub mod client;
 pub mod net;
 pub mod protocol;

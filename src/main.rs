@@ -23,8 +23,6 @@ enum Command {
     Serve(ServeArgs),
     /// Connect clients that send pings and read pongs.
     Client(ClientArgs),
-    /// Measure every mode side by side (starts its own servers).
-    Bench(pingpong::bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -70,7 +68,6 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Client(args) => run_client(args),
-        Command::Bench(args) => pingpong::bench::run(&args),
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! Each check runs against a real `pingpong serve` in every mode that must
 //! survive it (epoll, poll, threads, hybrid; kqueue too when linked against
-//! libkqueue, `make test-kqueue`), and measures the server from
-//! outside, through `/proc/PID`: peak memory (`VmHWM`), CPU time
+//! libkqueue, `make test-kqueue`), and measures the server from outside,
+//! through `/proc/PID` (read with procfs): peak memory (`VmHWM`), CPU time
 //! (`utime + stime`), open fds. The selector modes also tell, on SIGUSR1
 //! with `--stats`, how many times their loop has woken.
 //!
@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::process::ExitStatusExt;
@@ -26,6 +25,7 @@ use std::time::{Duration, Instant};
 use common::{ping_pong, read_to_end_with_timeout, Server, PATIENCE};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{setsockopt, sockopt};
+use procfs::process::{Process, Status};
 
 const IDLE_TIMEOUT: &[u8] = b"error: idle timeout\n";
 const SERVER_BUSY: &[u8] = b"error: server busy\n";
@@ -180,8 +180,9 @@ fn storm(mode: &str) {
     let slowloris_done = started.elapsed();
     // Still under siege: the slowloris and never-reader connections are open.
     let during = served(addr);
-    let peak_kib = status_number(pid, "VmHWM");
-    let threads = status_number(pid, "Threads");
+    let status = status(pid);
+    let peak_kib = status.vmhwm.expect("VmHWM in /proc/PID/status");
+    let threads = status.threads;
     drop(held);
     let after = served(addr);
     let total = started.elapsed();
@@ -682,7 +683,7 @@ fn rude_closers_do_not_kill_the_server(mode: &str) {
             panic!("{mode}: {e}");
         }
     }
-    let ignored = status_field(server.pid().as_raw(), "SigIgn");
+    let ignored = format!("{:016x}", status(server.pid().as_raw()).sigign);
     if let Err(e) = served(addr) {
         panic!("{mode}: after rude closers, a new client was not served: {e}");
     }
@@ -922,38 +923,21 @@ fn tail(text: &str, n: usize) -> &str {
     &text[start..]
 }
 
-/// A `Key:  value` line of /proc/PID/status, as text.
-fn status_field(pid: i32, key: &str) -> String {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
-        .map(|value| value.trim().to_string())
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+/// `/proc/PID/status`, parsed (procfs).
+fn status(pid: i32) -> Status {
+    Process::new(pid)
+        .and_then(|process| process.status())
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"))
 }
 
-/// A numeric /proc/PID/status field (`VmHWM: 1234 kB` → 1234, in kB).
-fn status_number(pid: i32, key: &str) -> u64 {
-    let value = status_field(pid, key);
-    value
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{key}: {value:?}"))
-}
-
-/// The CPU time (user + system, all threads) a process has used.
+/// The CPU time (user + system, all threads) a process has used: `utime`
+/// and `stime` of `/proc/PID/stat`, in clock ticks.
 fn cpu_time(pid: i32) -> Duration {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name in parentheses: state is field 3,
-    // utime field 14, stime field 15.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf only reads a configuration value.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(ticks * 1000 / per_second)
+    let stat = Process::new(pid)
+        .and_then(|process| process.stat())
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    let ticks = stat.utime + stat.stime;
+    Duration::from_millis(ticks * 1000 / procfs::ticks_per_second().max(1))
 }
 
 /// CPU time used by `pid` over about `span` of wall time, and that wall time.
@@ -964,5 +948,5 @@ fn cpu_over(pid: i32, span: Duration) -> (Duration, Duration) {
 }
 
 fn open_fds(pid: i32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+    Process::new(pid).and_then(|p| p.fd_count()).unwrap_or(0)
 }

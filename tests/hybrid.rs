@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -25,16 +24,12 @@ fn slow_batch(server: &Server, clients: usize, pings: usize) -> Duration {
     start.elapsed()
 }
 
-/// A line of /proc/PID/status, as a number (`Threads:`, `VmHWM:` in KiB).
-fn proc_status(server: &Server, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
-        .expect("read /proc/PID/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc status"))
+/// The server's /proc/PID/status, parsed (procfs): `threads`, `vmhwm` in KiB.
+#[cfg(target_os = "linux")]
+fn proc_status(server: &Server) -> procfs::process::Status {
+    procfs::process::Process::new(server.pid().as_raw())
+        .and_then(|process| process.status())
+        .expect("read /proc/PID/status")
 }
 
 #[test]
@@ -83,24 +78,26 @@ fn pipelined_requests_come_back_in_order() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // /proc
 fn a_thousand_idle_connections_add_no_thread() {
     let server = Server::start("hybrid", &["--workers", "4"]);
     // The workers start right after the start-up line; give them a moment.
     let until = Instant::now() + PATIENCE;
-    while proc_status(&server, "Threads:") < 5 && Instant::now() < until {
+    while proc_status(&server).threads < 5 && Instant::now() < until {
         thread::sleep(Duration::from_millis(10));
     }
-    let before = proc_status(&server, "Threads:");
+    let before = proc_status(&server).threads;
     assert_eq!(before, 4 + 1, "the loop and its 4 workers");
-    let idle: Vec<TcpStream> = (0..1000).map(|_| server.connect()).collect();
+    let idle: Vec<_> = (0..1000).map(|_| server.connect()).collect();
     // They are all accepted: one more is served at once.
     ping_pong(&server.connect(), 1);
-    assert_eq!(proc_status(&server, "Threads:"), before);
+    assert_eq!(proc_status(&server).threads, before);
     drop(idle);
     assert!(server.stop().status.success());
 }
 
 #[test]
+#[cfg(target_os = "linux")] // /proc
 fn a_full_job_queue_stops_reading_instead_of_growing() {
     // One slow worker and a queue of two jobs, flooded by clients that send
     // pings as fast as they can and never read a reply.
@@ -124,7 +121,7 @@ fn a_full_job_queue_stops_reading_instead_of_growing() {
             });
         }
     });
-    let peak_kib = proc_status(&server, "VmHWM:");
+    let peak_kib = proc_status(&server).vmhwm.expect("VmHWM in /proc status");
     assert!(
         peak_kib < 48 * 1024,
         "server RSS peaked at {peak_kib} KiB while 20 clients flooded it"

@@ -223,35 +223,3 @@ pub(crate) fn select(
     })?;
     Ok(n as usize)
 }
-
-// ----------------------------------------------------- measuring (the bench)
-
-/// CPU time a whole process has used, all threads, in nanoseconds:
-/// `clock_getcpuclockid(pid)` names its CPU clock, `clock_gettime` reads it
-/// (`man 3 clock_getcpuclockid`). Exact to the nanosecond, unlike the 10 ms
-/// ticks of `/proc/PID/stat`, which short benchmark windows need.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn process_cpu_ns(pid: i32) -> io::Result<u64> {
-    let mut clock: libc::clockid_t = 0;
-    // SAFETY: `clock` is a live clockid_t for the call to write.
-    let rc = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc)); // it returns the errno
-    }
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live timespec for the call to fill.
-    cvt(unsafe { libc::clock_gettime(clock, &mut ts) })?;
-    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
-}
-
-/// Elsewhere the benchmark does not measure another process's CPU time.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn process_cpu_ns(_pid: i32) -> io::Result<u64> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "reading another process's CPU clock needs Linux",
-    ))
-}

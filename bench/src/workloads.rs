@@ -9,6 +9,19 @@
 
 use std::fmt;
 
+use pingpong::selector::Backend;
+use pingpong::server::Mode;
+
+/// The modes measured when `--modes` is not given: every mode this OS has,
+/// but blocking, which serves one client at a time.
+pub fn default_modes() -> Vec<Mode> {
+    Mode::all()
+        .iter()
+        .copied()
+        .filter(|&mode| mode.is_available() && mode != Mode::Blocking)
+        .collect()
+}
+
 /// The families of workloads, as the issue lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Family {
@@ -75,45 +88,6 @@ pub fn bytes(n: f64) -> String {
     }
 }
 
-/// The server modes the benchmark can start (`pingpong serve --mode ...`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchMode {
-    Epoll,
-    Poll,
-    Select,
-    Threads,
-    Pool,
-    Hybrid,
-    Blocking,
-}
-
-impl BenchMode {
-    /// The name `serve --mode` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            BenchMode::Epoll => "epoll",
-            BenchMode::Poll => "poll",
-            BenchMode::Select => "select",
-            BenchMode::Threads => "threads",
-            BenchMode::Pool => "pool",
-            BenchMode::Hybrid => "hybrid",
-            BenchMode::Blocking => "blocking",
-        }
-    }
-
-    /// One selector loop per `--workers`: the modes `--workers N` gives N
-    /// event loops (in pool and hybrid it sizes a thread pool instead).
-    pub fn is_selector(self) -> bool {
-        matches!(self, BenchMode::Epoll | BenchMode::Poll | BenchMode::Select)
-    }
-
-    /// Whether the server prints its counters on SIGUSR1. The thread modes
-    /// do not catch SIGUSR1, whose default action would kill them.
-    pub fn stats_on_sigusr1(self) -> bool {
-        self.is_selector() || self == BenchMode::Hybrid
-    }
-}
-
 /// An external reference server: `--peer NAME=CMD`, CMD holding `{port}`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Peer {
@@ -141,12 +115,12 @@ pub fn parse_peer(s: &str) -> Result<Peer, String> {
     })
 }
 
-/// What serves a run: one of pingpong's modes (with its variant flags), or
-/// a peer.
+/// What serves a run: one of pingpong's modes (`pingpong serve --mode`,
+/// with its variant flags), or a peer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
     Mode {
-        mode: BenchMode,
+        mode: Mode,
         /// `--workers`: event loops in the selector modes. `None` leaves the
         /// server's default (one loop; CPUs + 4 threads in pool and hybrid).
         workers: Option<usize>,
@@ -158,7 +132,7 @@ pub enum Target {
 
 impl Target {
     /// Plain mode, default flags.
-    pub fn mode(mode: BenchMode) -> Target {
+    pub fn mode(mode: Mode) -> Target {
         Target::Mode {
             mode,
             workers: None,
@@ -208,7 +182,7 @@ pub struct Run {
 /// What [`plan`] needs to know, decided in `mod.rs` from the options.
 pub struct PlanInput<'a> {
     pub families: &'a [Family],
-    pub modes: &'a [BenchMode],
+    pub modes: &'a [Mode],
     pub peers: &'a [Peer],
     /// Connection counts of the ping sweep.
     pub clients: &'a [usize],
@@ -320,7 +294,7 @@ pub fn plan(input: &PlanInput) -> Vec<Run> {
                 }
             }
             let edge_load = sweep_base || workload.family == Family::Pipeline;
-            if mode == BenchMode::Epoll && input.edge && edge_load {
+            if mode == Mode::Selector(Backend::Epoll) && input.edge && edge_load {
                 targets.push(Target::Mode {
                     mode,
                     workers: None,
@@ -350,16 +324,16 @@ fn why_not(workload: &Workload, target: &Target, input: &PlanInput) -> Option<St
     }
     match target {
         Target::Mode { mode, .. } => match mode {
-            BenchMode::Blocking if workload.connections() > 1 => {
+            Mode::Blocking if workload.connections() > 1 => {
                 Some("n/a: serves one client at a time".into())
             }
             // select(2) takes fds below FD_SETSIZE = 1024; the server's own
             // fds (listener, signal pipe, spare) come first.
-            BenchMode::Select if workload.connections() + 16 > 1024 => {
+            Mode::Selector(Backend::Select) if workload.connections() + 16 > 1024 => {
                 Some("n/a: FD_SETSIZE".into())
             }
             // Idle connections would take the pool's threads and keep them.
-            BenchMode::Pool if workload.idle > 0 => Some(format!(
+            Mode::Pool if workload.idle > 0 => Some(format!(
                 "n/a: the pool serves {} connections at a time",
                 input.pool_size
             )),
@@ -374,7 +348,7 @@ fn why_not(workload: &Workload, target: &Target, input: &PlanInput) -> Option<St
 mod tests {
     use super::*;
 
-    fn input<'a>(modes: &'a [BenchMode], peers: &'a [Peer]) -> PlanInput<'a> {
+    fn input<'a>(modes: &'a [Mode], peers: &'a [Peer]) -> PlanInput<'a> {
         PlanInput {
             families: &[
                 Family::Ping,
@@ -400,7 +374,7 @@ mod tests {
 
     #[test]
     fn select_and_blocking_say_why_they_sit_out() {
-        let modes = [BenchMode::Select, BenchMode::Blocking];
+        let modes = [Mode::Selector(Backend::Select), Mode::Blocking];
         let runs = plan(&input(&modes, &[]));
         let find = |label: &str, name: &str| {
             runs.iter()
@@ -419,7 +393,7 @@ mod tests {
 
     #[test]
     fn variants_sit_beside_the_base_load() {
-        let modes = [BenchMode::Epoll, BenchMode::Threads];
+        let modes = [Mode::Selector(Backend::Epoll), Mode::Threads];
         let peers = [parse_peer("c=/tmp/c {port}").unwrap()];
         let runs = plan(&input(&modes, &peers));
         let names: Vec<String> = runs
@@ -435,6 +409,16 @@ mod tests {
             .iter()
             .find(|r| r.workload.family == Family::Slow && matches!(r.target, Target::Peer(_)));
         assert!(slow_peer.unwrap().skip.is_some());
+    }
+
+    #[test]
+    fn the_default_modes_leave_out_blocking_and_what_this_os_lacks() {
+        let modes = default_modes();
+        assert!(!modes.contains(&Mode::Blocking));
+        assert!(modes.contains(&Mode::Hybrid));
+        assert!(modes.iter().all(|m| m.is_available()));
+        #[cfg(target_os = "linux")]
+        assert!(!modes.contains(&Mode::Selector(Backend::Kqueue)));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::selector::{Events, Selector, EVENT_READ, EVENT_WRITE};
+use pingpong::selector::{Events, Selector, EVENT_READ, EVENT_WRITE};
 
 /// How long the driver waits without a single reply before giving up.
 const STALL: Duration = Duration::from_secs(15);

@@ -1,7 +1,8 @@
 //! The server under test: a child process, started, watched and stopped.
 //!
 //! Everything the benchmark knows about the server comes from outside it,
-//! the way an operator would look at any process:
+//! the way an operator would look at any process (`/proc` is read through
+//! the `procfs` crate, which parses each file into a struct):
 //!
 //! - **CPU time** from the kernel's per-process CPU clock
 //!   (`clock_getcpuclockid(pid)` + `clock_gettime`, nanoseconds, every
@@ -11,15 +12,14 @@
 //!   peak RSS), `Threads`;
 //! - **context switches** summed over `/proc/PID/task/*/status`;
 //! - **system calls** from the server's own counters: the `stats:` line it
-//!   prints on SIGUSR1 (selector and hybrid modes, on stderr) and at exit
-//!   (`--stats`, on stdout); and, for any process, from `perf stat`
+//!   prints on SIGUSR1 (every mode but blocking, on stderr) and at exit
+//!   (`--stats`, on stdout); and, for any process, from `perf stat` (`perf.rs`)
 //!   counting the `raw_syscalls:sys_enter` tracepoint.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -28,8 +28,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use procfs::process::Process;
+use wait_timeout::ChildExt;
 
-use super::workloads::{Target, Workload};
+use crate::cpu_clock::process_cpu_ns;
+use crate::workloads::{Target, Workload};
 
 /// How long a server may take to say it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -86,6 +89,8 @@ enum Said {
 pub struct Server {
     child: Child,
     pub pid: i32,
+    /// `/proc/PID`, opened once.
+    process: Process,
     pub addr: SocketAddr,
     /// `stats:` lines from stderr (answers to SIGUSR1).
     signalled: Receiver<Said>,
@@ -143,6 +148,7 @@ impl Server {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
         let pid = i32::try_from(child.id()).map_err(io::Error::other)?;
+        let process = Process::new(pid).map_err(io::Error::other)?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let (out_tx, stdout) = mpsc::channel();
         let (err_tx, signalled) = mpsc::channel();
@@ -157,6 +163,7 @@ impl Server {
         let mut server = Server {
             child,
             pid,
+            process,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             signalled,
             stdout,
@@ -199,14 +206,10 @@ impl Server {
     /// a refused connection is a symptom, the server's exit is the cause.
     pub fn explain(&mut self, error: io::Error) -> io::Error {
         // A server that is dying may not have been reaped yet: give it a moment.
-        let deadline = Instant::now() + Duration::from_millis(300);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return self.failure(&format!("exited ({error})"));
-            }
-            thread::sleep(Duration::from_millis(10));
+        match self.child.wait_timeout(Duration::from_millis(300)) {
+            Ok(Some(_)) => self.failure(&format!("exited ({error})")),
+            _ => error,
         }
-        error
     }
 
     /// An error naming what went wrong, with the last lines it printed.
@@ -225,35 +228,19 @@ impl Server {
 
     /// Look at the process now.
     pub fn sample(&self) -> io::Result<Sample> {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // The command name is in parentheses and may hold spaces: count
-        // fields from the last ')'. utime and stime are fields 14 and 15.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let field = |i: usize| fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0);
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        let kib = |key: &str| status_value(&status, key) * 1024;
-        Ok(Sample {
-            cpu_ns: process_cpu_ns(self.pid)?,
-            utime: field(11),
-            stime: field(12),
-            rss: kib("VmRSS:"),
-            hwm: kib("VmHWM:"),
-            threads: status_value(&status, "Threads:"),
-        })
+        sample(&self.process)
     }
 
     /// Context switches, voluntary and not, summed over every thread alive.
     pub fn context_switches(&self) -> u64 {
-        let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+        let Ok(tasks) = self.process.tasks() else {
             return 0;
         };
         tasks
             .flatten()
-            .filter_map(|task| fs::read_to_string(task.path().join("status")).ok())
+            .filter_map(|task| task.status().ok())
             .map(|s| {
-                status_value(&s, "voluntary_ctxt_switches:")
-                    + status_value(&s, "nonvoluntary_ctxt_switches:")
+                s.voluntary_ctxt_switches.unwrap_or(0) + s.nonvoluntary_ctxt_switches.unwrap_or(0)
             })
             .sum()
     }
@@ -290,22 +277,11 @@ impl Server {
     /// `stats:` line it printed on the way out, if it printed one.
     pub fn stop(mut self) -> io::Result<Option<Stats>> {
         let _ = kill(Pid::from_raw(self.pid), Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        let mut killed = false;
-        loop {
-            if self.child.try_wait()?.is_some() {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                self.child.wait()?;
-                killed = true;
-                break;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-        self.finished = true;
-        if killed {
+        // No polling loop: wait_timeout sleeps until SIGCHLD says a child
+        // has exited (its handler writes to a self-pipe, the trick the
+        // servers use for their own signals) or the time is up.
+        if self.child.wait_timeout(STOP_TIMEOUT)?.is_none() {
+            // Dropping `self` kills it.
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -314,6 +290,7 @@ impl Server {
                 ),
             ));
         }
+        self.finished = true;
         // The reader thread sees EOF once the child is gone.
         let mut stats = None;
         while let Ok(said) = self.stdout.recv_timeout(Duration::from_secs(2)) {
@@ -366,194 +343,25 @@ fn parse_listening(line: &str) -> Option<SocketAddr> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-/// A number from a `/proc/PID/status` line such as `VmRSS:   1234 kB`.
-fn status_value(status: &str, key: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The CPU time of process `pid`, every thread, in nanoseconds.
-///
-/// Linux lets any process read another's CPU clock: `clock_getcpuclockid`
-/// names it, `clock_gettime` reads it. Unlike `/proc/PID/stat` (ticks of
-/// 10 ms) it is exact to the nanosecond, which short windows need.
-pub fn process_cpu_ns(pid: i32) -> io::Result<u64> {
-    crate::selector::sys::process_cpu_ns(pid)
-}
-
-/// Clock ticks per second, the unit of `utime` and `stime`.
-pub fn clock_ticks() -> f64 {
-    use nix::unistd::{sysconf, SysconfVar};
-    match sysconf(SysconfVar::CLK_TCK) {
-        Ok(Some(ticks)) if ticks > 0 => ticks as f64,
-        _ => 100.0,
-    }
+/// One look at `process`: its CPU clock, `/proc/PID/stat` and `/proc/PID/status`.
+fn sample(process: &Process) -> io::Result<Sample> {
+    let stat = process.stat().map_err(io::Error::other)?;
+    let status = process.status().map_err(io::Error::other)?;
+    let kib = |value: Option<u64>| value.unwrap_or(0) * 1024;
+    Ok(Sample {
+        cpu_ns: process_cpu_ns(process.pid)?,
+        utime: stat.utime,
+        stime: stat.stime,
+        rss: kib(status.vmrss),
+        hwm: kib(status.vmhwm),
+        threads: status.threads,
+    })
 }
 
 /// A port nobody listens on now, for a peer that takes its port as an
 /// argument: bind port 0, read what the kernel chose, let it go.
 fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// `perf stat -e raw_syscalls:sys_enter -p PID`: every system call of a
-/// process (all its threads), counted by the kernel's tracepoint.
-///
-/// perf attaches with its counter disabled (`-D -1`) and takes `enable` and
-/// `disable` on a control FIFO, answering `ack` on another (`--control`), so
-/// the counted window starts and ends exactly when the benchmark says, however
-/// long attaching to ten thousand threads takes.
-pub struct SyscallCounter {
-    child: Child,
-    ctl: fs::File,
-    ack: fs::File,
-    dir: PathBuf,
-    finished: bool,
-}
-
-impl SyscallCounter {
-    /// Attach to `pid`, counter off.
-    pub fn start(pid: i32) -> io::Result<SyscallCounter> {
-        use nix::sys::stat::Mode;
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = std::env::temp_dir().join(format!("pingpong-bench-{}", std::process::id()));
-        fs::create_dir_all(&dir)?;
-        let (ctl, ack) = (dir.join("perf-ctl"), dir.join("perf-ack"));
-        for fifo in [&ctl, &ack] {
-            let _ = fs::remove_file(fifo);
-            nix::unistd::mkfifo(fifo, Mode::S_IRUSR | Mode::S_IWUSR)?;
-        }
-        let mut child = Command::new("perf")
-            .args([
-                "stat",
-                "-x",
-                ",",
-                "-e",
-                "raw_syscalls:sys_enter",
-                "-D",
-                "-1",
-            ])
-            .arg("--control")
-            .arg(format!("fifo:{},{}", ctl.display(), ack.display()))
-            .arg("-p")
-            .arg(pid.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        // perf opens both FIFOs read-write; a non-blocking open for writing
-        // fails (ENXIO) until it has, so perf failing cannot hang us here.
-        let deadline = Instant::now() + START_TIMEOUT;
-        let ctl = loop {
-            let opened = fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&ctl);
-            match opened {
-                Ok(file) => break file,
-                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
-                Err(e) => return Err(e),
-            }
-            if Instant::now() > deadline || child.try_wait()?.is_some() {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(io::Error::other("perf did not start"));
-            }
-            thread::sleep(Duration::from_millis(2));
-        };
-        let ack = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&ack)?;
-        Ok(SyscallCounter {
-            child,
-            ctl,
-            ack,
-            dir,
-            finished: false,
-        })
-    }
-
-    /// Start counting; returns once perf has.
-    pub fn enable(&mut self) -> io::Result<()> {
-        self.command("enable")
-    }
-
-    /// Stop counting; returns once perf has.
-    pub fn disable(&mut self) -> io::Result<()> {
-        self.command("disable")
-    }
-
-    fn command(&mut self, what: &str) -> io::Result<()> {
-        use std::io::{Read, Write};
-        self.ctl.write_all(format!("{what}\n").as_bytes())?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut buf = [0u8; 64];
-        loop {
-            match self.ack.read(&mut buf) {
-                Ok(n) if buf[..n].windows(3).any(|w| w == b"ack") => return Ok(()),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::other(format!("perf did not acknowledge {what}")));
-            }
-            thread::sleep(Duration::from_micros(500));
-        }
-    }
-
-    /// Detach (SIGINT, as Ctrl-C would) and read the count.
-    pub fn finish(mut self) -> io::Result<u64> {
-        self.finished = true;
-        let pid = i32::try_from(self.child.id()).map_err(io::Error::other)?;
-        kill(Pid::from_raw(pid), Signal::SIGINT)?;
-        let mut text = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            io::Read::read_to_string(&mut err, &mut text)?;
-        }
-        self.child.wait()?;
-        // CSV: `12345,,raw_syscalls:sys_enter,...`
-        text.lines()
-            .find(|l| l.contains("raw_syscalls:sys_enter"))
-            .and_then(|l| l.split(',').next())
-            .and_then(|n| n.trim().parse().ok())
-            .ok_or_else(|| io::Error::other(format!("perf said: {}", text.trim())))
-    }
-
-    /// Whether `perf` can count system calls here at all (installed, and
-    /// allowed to open the tracepoint): try it on a short-lived child.
-    pub fn available() -> bool {
-        Command::new("perf")
-            .args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "true"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map(|out| {
-                let text = String::from_utf8_lossy(&out.stderr);
-                out.status.success()
-                    && text.lines().any(|l| {
-                        l.split(',')
-                            .next()
-                            .is_some_and(|n| n.parse::<u64>().is_ok())
-                    })
-            })
-            .unwrap_or(false)
-    }
-}
-
-impl Drop for SyscallCounter {
-    fn drop(&mut self) {
-        if !self.finished {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[cfg(test)]
@@ -581,8 +389,9 @@ mod tests {
 
     #[test]
     fn our_own_process_can_be_sampled() {
-        let status = fs::read_to_string("/proc/self/status").unwrap();
-        assert!(status_value(&status, "Threads:") >= 1);
-        assert!(process_cpu_ns(std::process::id() as i32).unwrap() > 0);
+        let seen = sample(&Process::myself().unwrap()).unwrap();
+        assert!(seen.threads >= 1);
+        assert!(seen.cpu_ns > 0);
+        assert!(seen.rss > 0 && seen.hwm >= seen.rss);
     }
 }

@@ -15,8 +15,8 @@ use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::report::{duration_ns, rate, Fig, Row};
-use super::workloads::{bytes, Family, BASE_CLIENTS};
+use crate::figures::{duration_ns, rate, Fig, Row};
+use crate::workloads::{bytes, Family, BASE_CLIENTS};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
