@@ -38,7 +38,7 @@ impl SpareFd {
     /// `accept` failed with `e`: whether to go on accepting. EAGAIN: the
     /// queue is empty, stop. A client that gave up before we accepted it
     /// (ECONNABORTED), or a signal (EINTR): go on. Out of fds (the process's
-    /// table, EMFILE, or the system's, ENFILE): [`SpareFd::refuse`].
+    /// table, EMFILE, or the system's, ENFILE): refuse one client with the spare.
     pub fn go_on<R>(
         &mut self,
         e: &io::Error,
