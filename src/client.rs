@@ -146,10 +146,8 @@ struct Conn {
 /// for its pong, sends the next, `messages` times, then half-closes.
 pub fn run_selector(config: &ClientConfig) -> io::Result<ClientReport> {
     let start = Instant::now();
-    let mut report = ClientReport {
-        expected: config.num_clients * config.messages,
-        ..ClientReport::default()
-    };
+    let mut report =
+        ClientReport { expected: config.num_clients * config.messages, ..ClientReport::default() };
     let mut selector: Selector<Conn> = Selector::new()?;
     for id in 1..=config.num_clients {
         let stream = TcpStream::connect((config.host.as_str(), config.port))?;
@@ -164,11 +162,7 @@ pub fn run_selector(config: &ClientConfig) -> io::Result<ClientReport> {
             id,
             stream,
             received: 0,
-            outb: if nothing_to_send {
-                Vec::new()
-            } else {
-                b"ping\n".to_vec()
-            },
+            outb: if nothing_to_send { Vec::new() } else { b"ping\n".to_vec() },
             inb: Vec::new(),
             bytes_sent: 0,
             bytes_received: 0,
@@ -266,10 +260,7 @@ fn service(
             conn.received += 1;
             report.replies += 1;
             if !config.quiet {
-                println!(
-                    "connection {}: pong {}/{}",
-                    conn.id, conn.received, config.messages
-                );
+                println!("connection {}: pong {}/{}", conn.id, conn.received, config.messages);
             }
             if conn.received < config.messages {
                 conn.outb.extend_from_slice(b"ping\n");

@@ -8,10 +8,7 @@ use pingpong::client::{self, ClientConfig};
 use pingpong::server::{self, Config, Mode};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "How one process serves many clients, at the level of system calls"
-)]
+#[command(version, about = "How one process serves many clients, at the level of system calls")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -27,10 +27,7 @@ pub fn listen(
     reuse_port: bool,
 ) -> io::Result<TcpListener> {
     let addr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("no address for {host}"),
-        )
+        io::Error::new(io::ErrorKind::InvalidInput, format!("no address for {host}"))
     })?;
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,

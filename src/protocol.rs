@@ -54,11 +54,7 @@ pub struct Answered {
 /// assert_eq!(answered.consumed, 12); // "pin" waits for the rest of its line
 /// ```
 pub fn respond(input: &[u8], out: &mut Vec<u8>, max_line: usize) -> Answered {
-    let mut answered = Answered {
-        consumed: 0,
-        lines: 0,
-        too_long: false,
-    };
+    let mut answered = Answered { consumed: 0, lines: 0, too_long: false };
     let mut rest = input;
     while let Some(newline) = find_newline(rest) {
         let line = &rest[..=newline];
@@ -162,10 +158,7 @@ mod tests {
         let mut line = ok.to_vec();
         line.extend_from_slice(b"\r\n");
         assert!(!answer(&line).1.too_long);
-        assert!(
-            !answer(&ok).1.too_long,
-            "16 bytes may still get their newline"
-        );
+        assert!(!answer(&ok).1.too_long, "16 bytes may still get their newline");
         assert!(!answer(b"xxxxxxxxxxxxxxxx\r").1.too_long);
         let (out, a) = answer(b"ping\nxxxxxxxxxxxxxxxxx");
         assert!(a.too_long);

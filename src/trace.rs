@@ -66,11 +66,8 @@ pub fn wait_reason(r: Result<i64, &io::Error>) -> String {
 /// Flag bits as strace prints them, `EPOLLIN|EPOLLOUT`, or `0` when none of
 /// the named bits is set. The backends pass their own table of names.
 pub fn flags(bits: u64, names: &[(u64, &str)]) -> String {
-    let set: Vec<&str> = names
-        .iter()
-        .filter(|&&(bit, _)| bits & bit != 0)
-        .map(|&(_, name)| name)
-        .collect();
+    let set: Vec<&str> =
+        names.iter().filter(|&&(bit, _)| bits & bit != 0).map(|&(_, name)| name).collect();
     if set.is_empty() {
         "0".to_string()
     } else {
@@ -126,10 +123,7 @@ mod tests {
     fn results_read_like_strace() {
         assert_eq!(result(Ok(5)), "5");
         let eagain = io::Error::from_raw_os_error(libc::EAGAIN);
-        assert_eq!(
-            result(Err(&eagain)),
-            "-1 EAGAIN (Resource temporarily unavailable)"
-        );
+        assert_eq!(result(Err(&eagain)), "-1 EAGAIN (Resource temporarily unavailable)");
     }
 
     #[test]

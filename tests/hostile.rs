@@ -87,9 +87,7 @@ in_every_mode!(
 static HEAVY: Mutex<()> = Mutex::new(());
 
 fn heavy() -> MutexGuard<'static, ()> {
-    HEAVY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn is_selector(mode: &str) -> bool {
@@ -230,9 +228,7 @@ fn open_slowloris(addr: SocketAddr, n: usize) -> Result<Vec<TcpStream>, String> 
     let mut held = Vec::with_capacity(n);
     for who in 0..n {
         let stream = dial(addr).map_err(|e| format!("slowloris {who}: connect: {e}"))?;
-        (&stream)
-            .write_all(b"pin")
-            .map_err(|e| format!("slowloris {who}: write: {e}"))?;
+        (&stream).write_all(b"pin").map_err(|e| format!("slowloris {who}: write: {e}"))?;
         held.push(stream);
     }
     Ok(held)
@@ -244,9 +240,7 @@ fn open_slowloris(addr: SocketAddr, n: usize) -> Result<Vec<TcpStream>, String> 
 /// writes ended up blocked.
 fn never_reader(addr: SocketAddr, cap: usize) -> Result<(TcpStream, usize, bool), String> {
     let stream = dial(addr).map_err(|e| format!("never-reader: connect: {e}"))?;
-    stream
-        .set_nonblocking(true)
-        .map_err(|e| format!("never-reader: {e}"))?;
+    stream.set_nonblocking(true).map_err(|e| format!("never-reader: {e}"))?;
     let pings = b"ping\n".repeat(13107); // 64 KiB less one byte: whole pings
     let mut sent = 0;
     let mut blocked_since: Option<Instant> = None;
@@ -276,9 +270,7 @@ fn never_reader(addr: SocketAddr, cap: usize) -> Result<(TcpStream, usize, bool)
 fn huge_line_client(addr: SocketAddr, who: usize, size: usize) -> Result<HugeOutcome, String> {
     let stream = dial(addr).map_err(|e| format!("huge-line {who}: connect: {e}"))?;
     let writer = {
-        let stream = stream
-            .try_clone()
-            .map_err(|e| format!("huge-line {who}: {e}"))?;
+        let stream = stream.try_clone().map_err(|e| format!("huge-line {who}: {e}"))?;
         thread::spawn(move || {
             let chunk = vec![b'x'; 64 << 10];
             let mut sent = 0;
@@ -316,18 +308,13 @@ fn huge_line_client(addr: SocketAddr, who: usize, size: usize) -> Result<HugeOut
     let sent = writer.join().unwrap_or(0);
     let shown = String::from_utf8_lossy(&got[..got.len().min(200)]).into_owned();
     match end {
-        Ok(end) if got == LINE_TOO_LONG => Ok(HugeOutcome {
-            mib_sent: sent >> 20,
-            end,
-        }),
+        Ok(end) if got == LINE_TOO_LONG => Ok(HugeOutcome { mib_sent: sent >> 20, end }),
         Ok(end) => Err(format!(
             "huge-line {who}: read {shown:?} then {end} (after sending {sent} bytes); \
              expected exactly {:?}",
             String::from_utf8_lossy(LINE_TOO_LONG)
         )),
-        Err(e) => Err(format!(
-            "huge-line {who}: {e}; read {shown:?} after sending {sent} bytes"
-        )),
+        Err(e) => Err(format!("huge-line {who}: {e}; read {shown:?} after sending {sent} bytes")),
     }
 }
 
@@ -337,9 +324,7 @@ fn resetter(addr: SocketAddr, who: usize, n: usize) -> Result<(), String> {
     let pings = b"ping\n".repeat(RESET_PINGS);
     for i in 0..n {
         let stream = dial(addr).map_err(|e| format!("resetter {who}.{i}: connect: {e}"))?;
-        (&stream)
-            .write_all(&pings)
-            .map_err(|e| format!("resetter {who}.{i}: write: {e}"))?;
+        (&stream).write_all(&pings).map_err(|e| format!("resetter {who}.{i}: write: {e}"))?;
         if i % 2 == 1 {
             thread::sleep(Duration::from_millis(2));
         }
@@ -354,9 +339,7 @@ fn half_closer(addr: SocketAddr, who: usize, pings: usize) -> Result<(), String>
     (&stream)
         .write_all(&b"ping\n".repeat(pings))
         .map_err(|e| format!("half-closer {who}: write: {e}"))?;
-    stream
-        .shutdown(Shutdown::Write)
-        .map_err(|e| format!("half-closer {who}: shutdown: {e}"))?;
+    stream.shutdown(Shutdown::Write).map_err(|e| format!("half-closer {who}: shutdown: {e}"))?;
     let mut got = Vec::new();
     if let Err(e) = (&stream).read_to_end(&mut got) {
         return Err(format!(
@@ -451,17 +434,11 @@ fn fd_exhaustion_does_not_spin(mode: &str) {
 
 /// Set the soft RLIMIT_NOFILE of a running process.
 fn limit_open_files(pid: i32, soft: u64) {
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: prlimit(2) with a null new limit only writes into `old`.
     let r = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) };
     assert_eq!(r, 0, "prlimit: {}", io::Error::last_os_error());
-    let new = libc::rlimit {
-        rlim_cur: soft,
-        rlim_max: old.rlim_max,
-    };
+    let new = libc::rlimit { rlim_cur: soft, rlim_max: old.rlim_max };
     // SAFETY: both pointers are valid for the call; the old limit is not asked for.
     let r = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
     assert_eq!(r, 0, "prlimit: {}", io::Error::last_os_error());
@@ -592,15 +569,8 @@ fn never_reader_costs_no_wakeups(mode: &str) {
         share * 100.0,
         per_second.map_or("n/a".into(), |w| format!("{w:.1}"))
     );
-    assert!(
-        blocked,
-        "{mode}: the never-reader wrote {sent} bytes and was never blocked"
-    );
-    assert!(
-        share < 0.20,
-        "{mode}: {:.0}% of a core for a client that never reads",
-        share * 100.0
-    );
+    assert!(blocked, "{mode}: the never-reader wrote {sent} bytes and was never blocked");
+    assert!(share < 0.20, "{mode}: {:.0}% of a core for a client that never reads", share * 100.0);
     if selector {
         let Some(per_second) = per_second else {
             panic!(
@@ -616,11 +586,7 @@ fn never_reader_costs_no_wakeups(mode: &str) {
     if let Err(e) = served {
         panic!("{mode}: no new client served after the never-reader: {e}");
     }
-    assert!(
-        stopped.status.success(),
-        "{mode}: exit {:?}",
-        stopped.status
-    );
+    assert!(stopped.status.success(), "{mode}: exit {:?}", stopped.status);
 }
 
 /// The `wakeups=N` of each `stats:` line, in order.
@@ -629,10 +595,7 @@ fn wakeup_counts(stderr: &str) -> Vec<u64> {
         .lines()
         .filter(|line| line.starts_with("stats:"))
         .filter_map(|line| {
-            line.split_whitespace()
-                .find_map(|word| word.strip_prefix("wakeups="))?
-                .parse()
-                .ok()
+            line.split_whitespace().find_map(|word| word.strip_prefix("wakeups="))?.parse().ok()
         })
         .collect()
 }
@@ -656,9 +619,7 @@ fn rude_closers_do_not_kill_the_server(mode: &str) {
                 let pings = b"ping\n".repeat(13107);
                 for i in 0..8 {
                     let stream = dial(addr).map_err(|e| format!("rude {who}.{i}: {e}"))?;
-                    stream
-                        .set_write_timeout(Some(Duration::from_millis(300)))
-                        .unwrap();
+                    stream.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
                     let mut sent = 0;
                     while sent < 1 << 20 {
                         match (&stream).write(&pings) {
@@ -698,9 +659,8 @@ fn stale_events_never_cross_connections(mode: &str) {
     let _heavy = heavy();
     let server = Server::start(mode, &[]);
     let addr = server.addr;
-    let good: Vec<_> = (0..4)
-        .map(|who| thread::spawn(move || good_client(addr, who, 300)))
-        .collect();
+    let good: Vec<_> =
+        (0..4).map(|who| thread::spawn(move || good_client(addr, who, 300))).collect();
     let churners: Vec<_> = (0..4)
         .map(|who| {
             thread::spawn(move || -> Result<(), String> {
@@ -756,11 +716,7 @@ fn pool_is_held_hostage_by_as_many_idle_clients_as_workers() {
     good.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let mut buf = [0u8; 16];
     match (&good).read(&mut buf) {
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) => {}
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
         other => panic!("pool: both workers are held, yet the good client read {other:?}"),
     }
     drop(hostages.pop()); // a worker comes free
@@ -792,10 +748,7 @@ fn pool_is_held_hostage_by_as_many_idle_clients_as_workers() {
     );
     for hostage in &hostages {
         let got = read_to_end_with_timeout(hostage, PATIENCE);
-        assert_eq!(
-            String::from_utf8_lossy(&got),
-            String::from_utf8_lossy(IDLE_TIMEOUT)
-        );
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(IDLE_TIMEOUT));
     }
     drop((good, hostages));
     expect_clean_exit(server);
@@ -827,10 +780,7 @@ fn dial(addr: SocketAddr) -> io::Result<TcpStream> {
 
 /// Close with SO_LINGER 0: the kernel sends a reset, not a FIN.
 fn reset(stream: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
     let _ = setsockopt(&stream, sockopt::Linger, &linger);
     drop(stream);
 }
@@ -846,13 +796,9 @@ fn is_reset(e: &io::Error) -> bool {
 
 /// One ping, one pong.
 fn ping_once(stream: &TcpStream) -> Result<(), String> {
-    (&*stream)
-        .write_all(b"ping\n")
-        .map_err(|e| format!("write: {e}"))?;
+    (&*stream).write_all(b"ping\n").map_err(|e| format!("write: {e}"))?;
     let mut reply = Vec::new();
-    BufReader::new(stream)
-        .read_until(b'\n', &mut reply)
-        .map_err(|e| format!("read: {e}"))?;
+    BufReader::new(stream).read_until(b'\n', &mut reply).map_err(|e| format!("read: {e}"))?;
     if reply != b"pong\n" {
         return Err(format!("got {:?}", String::from_utf8_lossy(&reply)));
     }
@@ -878,9 +824,7 @@ fn eventually_served(addr: SocketAddr) -> Result<u32, String> {
         let tried = (|| {
             let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
                 .map_err(|e| format!("connect: {e}"))?;
-            stream
-                .set_read_timeout(Some(Duration::from_secs(2)))
-                .map_err(|e| e.to_string())?;
+            stream.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
             ping_once(&stream)
         })();
         match tried {
@@ -894,9 +838,7 @@ fn eventually_served(addr: SocketAddr) -> Result<u32, String> {
 }
 
 fn joined<T>(handle: JoinHandle<Result<T, String>>) -> Result<T, String> {
-    handle
-        .join()
-        .unwrap_or_else(|_| Err("a client thread panicked".into()))
+    handle.join().unwrap_or_else(|_| Err("a client thread panicked".into()))
 }
 
 /// SIGTERM; the server must exit 0 (not killed by a signal, not hung).

@@ -101,17 +101,13 @@ fn a_thousand_idle_connections_add_no_thread() {
 fn a_full_job_queue_stops_reading_instead_of_growing() {
     // One slow worker and a queue of two jobs, flooded by clients that send
     // pings as fast as they can and never read a reply.
-    let server = Server::start(
-        "hybrid",
-        &["--workers", "1", "--work-ms", "5", "--max-pending", "65536"],
-    );
+    let server =
+        Server::start("hybrid", &["--workers", "1", "--work-ms", "5", "--max-pending", "65536"]);
     let flood = b"ping\n".repeat(20_000); // 100 KB per write
     thread::scope(|scope| {
         for _ in 0..20 {
             let mut stream = server.connect();
-            stream
-                .set_write_timeout(Some(Duration::from_millis(300)))
-                .unwrap();
+            stream.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
             let flood = &flood;
             scope.spawn(move || {
                 // Until the server stops reading and TCP pushes back.

@@ -153,10 +153,7 @@ fn register_twice_is_an_error_and_keeps_the_first_record(backend: Backend) {
 
     assert_eq!(sel.len(), 1);
     let key = sel.get_key(fd_of(&a)).unwrap();
-    assert_eq!(
-        (key.fd, key.events, key.data),
-        (fd_of(&a), EVENT_READ, "first")
-    );
+    assert_eq!((key.fd, key.events, key.data), (fd_of(&a), EVENT_READ, "first"));
     // The kernel still watches for READ only: the socket is writable, so a
     // WRITE interest slipped in by the second call would show up here.
     assert_eq!(select(&mut sel, Some(BRIEFLY)), vec![]);
@@ -215,10 +212,7 @@ fn failed_registration_leaves_no_record(backend: Backend) {
     // A number that was just closed: below FD_SETSIZE so that select, too,
     // gets as far as asking whether it is open.
     let closed = fd_of(&dup_at_or_above(&a, 1000));
-    assert!(
-        closed < 1024,
-        "fd {closed}: expected a number below FD_SETSIZE"
-    );
+    assert!(closed < 1024, "fd {closed}: expected a number below FD_SETSIZE");
     assert!(sel.register(closed, EVENT_READ, "ghost").is_err());
     assert!(sel.get_key(closed).is_none());
     assert_eq!(sel.len(), 0);
@@ -242,10 +236,8 @@ fn unregister_returns_the_data_and_stops_reporting(backend: Backend) {
     let (a, mut a_peer) = pair();
     let (c, _c_peer) = pair();
     let mut sel = Selector::with_backend(backend).unwrap();
-    sel.register(fd_of(&a), EVENT_READ, String::from("client a"))
-        .unwrap();
-    sel.register(fd_of(&c), EVENT_READ, String::from("client c"))
-        .unwrap();
+    sel.register(fd_of(&a), EVENT_READ, String::from("client a")).unwrap();
+    sel.register(fd_of(&c), EVENT_READ, String::from("client c")).unwrap();
     assert_eq!(sel.len(), 2);
 
     assert_eq!(sel.unregister(fd_of(&a)).unwrap(), "client a");
@@ -305,10 +297,7 @@ fn modify_changes_the_reported_events(backend: Backend) {
     assert_eq!(select(&mut sel, Some(SOON)), vec![(fd_of(&a), EVENT_WRITE)]);
 
     sel.modify(fd_of(&a), EVENT_READ | EVENT_WRITE).unwrap();
-    assert_eq!(
-        select(&mut sel, Some(SOON)),
-        vec![(fd_of(&a), EVENT_READ | EVENT_WRITE)]
-    );
+    assert_eq!(select(&mut sel, Some(SOON)), vec![(fd_of(&a), EVENT_READ | EVENT_WRITE)]);
 
     // Parked, then back to READ: the data that waited is reported.
     sel.modify(fd_of(&a), Events::NONE).unwrap();
@@ -423,8 +412,7 @@ fn one_entry_per_fd_when_readable_and_writable(backend: Backend) {
     let _fds = fd_table();
     let (a, mut b) = pair();
     let mut sel = Selector::with_backend(backend).unwrap();
-    sel.register(fd_of(&a), EVENT_READ | EVENT_WRITE, ())
-        .unwrap();
+    sel.register(fd_of(&a), EVENT_READ | EVENT_WRITE, ()).unwrap();
     b.write_all(b"ping\n").unwrap();
 
     let ready = select(&mut sel, Some(SOON));
@@ -479,10 +467,7 @@ fn parked_fd_reports_nothing_not_even_a_hang_up(backend: Backend) {
 
     // Unparked, it reports what is there: the data, then the EOF.
     sel.modify(fd_of(&a), EVENT_READ).unwrap();
-    assert_eq!(
-        select(&mut sel, Some(Duration::from_secs(1))),
-        vec![(fd_of(&a), EVENT_READ)]
-    );
+    assert_eq!(select(&mut sel, Some(Duration::from_secs(1))), vec![(fd_of(&a), EVENT_READ)]);
     sel.unregister(fd_of(&a)).unwrap();
     assert!(sel.is_empty());
 }
@@ -492,19 +477,12 @@ fn listener_is_readable_when_a_client_connects(backend: Backend) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let mut sel = Selector::with_backend(backend).unwrap();
-    sel.register(fd_of(&listener), EVENT_READ, "listener")
-        .unwrap();
+    sel.register(fd_of(&listener), EVENT_READ, "listener").unwrap();
     assert_eq!(select(&mut sel, Some(BRIEFLY)), vec![]);
 
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    assert_eq!(
-        select(&mut sel, Some(SOON)),
-        vec![(fd_of(&listener), EVENT_READ)]
-    );
-    assert_eq!(
-        sel.ready_key_mut(fd_of(&listener)).unwrap().data,
-        "listener"
-    );
+    assert_eq!(select(&mut sel, Some(SOON)), vec![(fd_of(&listener), EVENT_READ)]);
+    assert_eq!(sel.ready_key_mut(fd_of(&listener)).unwrap().data, "listener");
     let (_conn, peer) = listener.accept().unwrap();
     assert_eq!(peer, client.local_addr().unwrap());
 
@@ -540,11 +518,7 @@ fn many_ready_fds_are_each_reported_once_per_batch(backend: Backend) {
             break;
         }
     }
-    assert_eq!(
-        seen.len(),
-        pairs.len(),
-        "some ready fds were never reported"
-    );
+    assert_eq!(seen.len(), pairs.len(), "some ready fds were never reported");
 }
 
 // ----------------------------------------------------------------- timeouts
@@ -556,10 +530,7 @@ fn empty_selector_waits_for_the_timeout(backend: Backend) {
     let start = Instant::now();
     assert_eq!(select(&mut sel, Some(timeout)), vec![]);
     let waited = start.elapsed();
-    assert!(
-        waited >= timeout,
-        "returned after {waited:?}, asked {timeout:?}"
-    );
+    assert!(waited >= timeout, "returned after {waited:?}, asked {timeout:?}");
 }
 
 fn sub_millisecond_timeout_still_sleeps(backend: Backend) {
@@ -577,10 +548,7 @@ fn sub_millisecond_timeout_still_sleeps(backend: Backend) {
         assert_eq!(select(&mut sel, Some(timeout)), vec![]);
     }
     let waited = start.elapsed();
-    assert!(
-        waited >= timeout * 20,
-        "20 waits of {timeout:?} took {waited:?}"
-    );
+    assert!(waited >= timeout * 20, "20 waits of {timeout:?} took {waited:?}");
 }
 
 fn zero_timeout_only_polls(backend: Backend) {
@@ -594,17 +562,10 @@ fn zero_timeout_only_polls(backend: Backend) {
         assert_eq!(select(&mut sel, Some(Duration::ZERO)), vec![]);
     }
     // Ten polls, not ten waits of any length: generous for a loaded machine.
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
 
     b.write_all(b"ping\n").unwrap();
-    assert_eq!(
-        select(&mut sel, Some(Duration::ZERO)),
-        vec![(fd_of(&a), EVENT_READ)]
-    );
+    assert_eq!(select(&mut sel, Some(Duration::ZERO)), vec![(fd_of(&a), EVENT_READ)]);
 }
 
 fn no_timeout_waits_until_ready(backend: Backend) {
@@ -637,11 +598,7 @@ unsafe impl Send for ThreadId {}
 fn signal_during_select_returns_an_empty_batch(backend: Backend) {
     let _fds = fd_table();
     // No SA_RESTART, like a server's SIGINT handler: the wait fails with EINTR.
-    let action = SigAction::new(
-        SigHandler::Handler(do_nothing),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
+    let action = SigAction::new(SigHandler::Handler(do_nothing), SaFlags::empty(), SigSet::empty());
     // SAFETY: the handler does nothing at all, so it is async-signal-safe.
     unsafe { sigaction(Signal::SIGALRM, &action) }.unwrap();
 
@@ -679,11 +636,7 @@ fn signal_during_select_returns_an_empty_batch(backend: Backend) {
     kicker.join().unwrap();
 
     result.expect("an interrupted select is not an error");
-    assert_eq!(
-        ready,
-        vec![],
-        "an interrupted select returns an empty batch"
-    );
+    assert_eq!(ready, vec![], "an interrupted select returns an empty batch");
     assert!(waited < Duration::from_secs(3), "returned after {waited:?}");
     assert_eq!(sel.stats().waits, 1);
 
@@ -739,10 +692,7 @@ fn stale_event_is_not_delivered_to_a_new_socket_on_the_same_fd(backend: Backend)
     let new = reuse_number(c, new);
     assert_eq!(fd_of(&new), fc);
     sel.register(fc, EVENT_READ, "new").unwrap();
-    assert!(
-        sel.ready_key_mut(fc).is_none(),
-        "c's event reached the new client's record"
-    );
+    assert!(sel.ready_key_mut(fc).is_none(), "c's event reached the new client's record");
     assert_eq!(sel.get_key(fc).unwrap().data, "new");
 
     // From the next batch on, the new socket's own events are delivered.
@@ -833,11 +783,8 @@ fn holds_more_than_1024_fds(backend: Backend) {
     (&pairs[0].1).write_all(b"ping\n").unwrap();
     let mut ready = select(&mut sel, Some(SOON));
     ready.sort_by_key(|&(fd, _)| fd);
-    let mut expected = vec![
-        (fd_of(&pairs[0].0), EVENT_READ),
-        (high, EVENT_READ),
-        (fd_of(&far), EVENT_READ),
-    ];
+    let mut expected =
+        vec![(fd_of(&pairs[0].0), EVENT_READ), (high, EVENT_READ), (fd_of(&far), EVENT_READ)];
     expected.sort_by_key(|&(fd, _)| fd);
     assert_eq!(ready, expected);
 }
@@ -851,10 +798,7 @@ fn refuses_fd_at_or_above_fd_setsize(backend: Backend) {
     sel.register(fd_of(&a), EVENT_READ, "low").unwrap();
 
     let err = sel.register(fd_of(&high), EVENT_READ, "high").unwrap_err();
-    assert!(
-        err.to_string().contains("FD_SETSIZE"),
-        "error should name the limit: {err}"
-    );
+    assert!(err.to_string().contains("FD_SETSIZE"), "error should name the limit: {err}");
     assert_eq!(sel.len(), 1);
     assert!(sel.get_key(fd_of(&high)).is_none());
 
@@ -941,12 +885,7 @@ contract_suite! {
 fn every_available_backend_is_tested() {
     let tested = if cfg!(libkqueue) {
         // Linux linked against libkqueue (make test-kqueue): kqueue as well.
-        vec![
-            Backend::Epoll,
-            Backend::Kqueue,
-            Backend::Poll,
-            Backend::Select,
-        ]
+        vec![Backend::Epoll, Backend::Kqueue, Backend::Poll, Backend::Select]
     } else if cfg!(any(target_os = "linux", target_os = "android")) {
         vec![Backend::Epoll, Backend::Poll, Backend::Select]
     } else {

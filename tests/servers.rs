@@ -39,11 +39,8 @@ fn stop_cleanly(server: Server) -> String {
         stopped.stdout,
         stopped.stderr
     );
-    let summaries: Vec<&str> = stopped
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("served "))
-        .collect();
+    let summaries: Vec<&str> =
+        stopped.stdout.lines().filter(|l| l.starts_with("served ")).collect();
     assert_eq!(
         summaries.len(),
         1,
@@ -87,10 +84,7 @@ fn fifty_clients_ten_pings_each(mode: &str) {
     });
     drop(streams);
     let summary = stop_cleanly(server);
-    assert!(
-        summary.starts_with("served 50 connections, 500 lines"),
-        "{summary}"
-    );
+    assert!(summary.starts_with("served 50 connections, 500 lines"), "{summary}");
 }
 
 fn line_echoed_byte_exact(mode: &str) {
@@ -270,15 +264,7 @@ fn sigterm_during_traffic_exits_zero_with_summary(mode: &str) {
 
 fn client_subcommand(mode: &str, client_mode: &str) {
     let server = Server::start(mode, &[]);
-    let args = [
-        "--num-clients",
-        "5",
-        "--messages",
-        "10",
-        "--mode",
-        client_mode,
-        "--quiet",
-    ];
+    let args = ["--num-clients", "5", "--messages", "10", "--mode", client_mode, "--quiet"];
     let output = run_client(server.addr, &args);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -443,8 +429,7 @@ fn blocking_mode_serves_clients_one_after_another() {
     ping_pong(&a, 1); // A is being served now
     let mut b = server.connect();
     b.write_all(b"ping\n").unwrap();
-    b.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     let mut reply = [0u8; 5];
     match b.read(&mut reply) {
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
@@ -466,11 +451,7 @@ fn ipv6_loopback_served_by_every_mode() {
     }
     for mode in ALL_MODES {
         let server = Server::start(mode, &["--host", "::1"]);
-        assert!(
-            server.addr.is_ipv6() && server.addr.ip().is_loopback(),
-            "{}",
-            server.banner
-        );
+        assert!(server.addr.is_ipv6() && server.addr.ip().is_loopback(), "{}", server.banner);
         let stream = server.connect();
         ping_pong(&stream, 3);
         stream.shutdown(Shutdown::Write).unwrap();

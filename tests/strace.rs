@@ -41,13 +41,8 @@ const STORY: &str = "socket,setsockopt,bind,listen,?accept,accept4,read,recvfrom
 const EPOLL_WAITS: &[&str] = &["epoll_wait", "epoll_pwait", "epoll_pwait2"];
 const POLL_WAITS: &[&str] = &["poll", "ppoll"];
 const SELECT_WAITS: &[&str] = &["select", "pselect6", "_newselect"];
-const EPOLL_CALLS: &[&str] = &[
-    "epoll_create1",
-    "epoll_ctl",
-    "epoll_wait",
-    "epoll_pwait",
-    "epoll_pwait2",
-];
+const EPOLL_CALLS: &[&str] =
+    &["epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2"];
 const THREAD_STARTS: &[&str] = &["clone", "clone3"];
 
 // ------------------------------------------------------------------ tests
@@ -73,10 +68,7 @@ fn epoll_serves_20_clients_on_one_thread_and_waits_in_epoll_wait() {
         "epoll mode never called epoll_wait:\n{}",
         trace.story()
     );
-    let accepted = served
-        .iter()
-        .filter(|c| c.is(&["accept4"]) && c.ok())
-        .count();
+    let accepted = served.iter().filter(|c| c.is(&["accept4"]) && c.ok()).count();
     assert_eq!(accepted, 20, "successful accept4 calls, one per client");
 }
 
@@ -125,11 +117,7 @@ fn epoll_accepts_every_client_with_accept4_cloexec_nonblock() {
         "the listener is registered before any client: {at_start:?}"
     );
     let clients = added(&calls[first_accept..]);
-    assert_eq!(
-        clients.len(),
-        accepted.len(),
-        "one EPOLL_CTL_ADD per accepted client"
-    );
+    assert_eq!(clients.len(), accepted.len(), "one EPOLL_CTL_ADD per accepted client");
     for fd in &clients {
         assert!(
             accepted.contains(fd),
@@ -152,11 +140,7 @@ fn threads_mode_makes_one_clone_per_client() {
     let (idle, busy) = (idle.stop(), busy.stop());
 
     let at_start = idle.threads_started();
-    assert!(
-        at_start >= 1,
-        "threads mode starts its signal watcher at start:\n{}",
-        idle.story()
-    );
+    assert!(at_start >= 1, "threads mode starts its signal watcher at start:\n{}", idle.story());
     assert_eq!(
         busy.threads_started(),
         at_start + 20,
@@ -178,19 +162,9 @@ fn blocking_mode_makes_no_selector_call() {
     // Rust's runtime polls fds 0-2 once before main; from listen() on, the
     // blocking server waits only in accept and read.
     let waits = [EPOLL_CALLS, POLL_WAITS, SELECT_WAITS].concat();
-    let found: Vec<&Call> = trace
-        .after_listen()
-        .iter()
-        .filter(|c| c.is(&waits))
-        .collect();
-    assert!(
-        found.is_empty(),
-        "blocking mode called a selector: {found:#?}"
-    );
-    assert!(trace
-        .after_listen()
-        .iter()
-        .any(|c| c.is(&["accept4", "accept"])));
+    let found: Vec<&Call> = trace.after_listen().iter().filter(|c| c.is(&waits)).collect();
+    assert!(found.is_empty(), "blocking mode called a selector: {found:#?}");
+    assert!(trace.after_listen().iter().any(|c| c.is(&["accept4", "accept"])));
 }
 
 #[test]
@@ -217,21 +191,15 @@ fn selector_waits_in(mode: &str, waits: &[&str], foreign: &[&str]) {
     let trace = server.stop();
     let listener = trace.listener_fd();
     let calls = trace.after_listen();
-    let watching_listener = calls
-        .iter()
-        .filter(|c| c.is(waits))
-        .filter(|c| watches(c, listener))
-        .count();
+    let watching_listener =
+        calls.iter().filter(|c| c.is(waits)).filter(|c| watches(c, listener)).count();
     assert!(
         watching_listener > 0,
         "{mode} mode never waited in {waits:?} on the listener (fd {listener}):\n{}",
         trace.story()
     );
     let others: Vec<&Call> = calls.iter().filter(|c| c.is(foreign)).collect();
-    assert!(
-        others.is_empty(),
-        "{mode} mode called another backend: {others:#?}"
-    );
+    assert!(others.is_empty(), "{mode} mode called another backend: {others:#?}");
 }
 
 /// Does this poll/select call watch `fd`?
@@ -254,11 +222,9 @@ fn an_idle_selector_server_makes_no_system_call_for_a_second() {
     // all while idle, the transcript would show it.
     const IDLE: Duration = Duration::from_millis(1500);
     thread::scope(|scope| {
-        for (mode, waits) in [
-            ("epoll", EPOLL_WAITS),
-            ("poll", POLL_WAITS),
-            ("select", SELECT_WAITS),
-        ] {
+        for (mode, waits) in
+            [("epoll", EPOLL_WAITS), ("poll", POLL_WAITS), ("select", SELECT_WAITS)]
+        {
             scope.spawn(move || {
                 let server = Traced::start(mode, &[], None);
                 let client = connect(server.addr);
@@ -312,17 +278,9 @@ fn hybrid_starts_its_workers_at_once_and_none_per_client() {
     assert_clients_served(server.addr, 100, 2);
     let trace = server.stop();
 
-    let first_accept = trace
-        .calls
-        .iter()
-        .position(|c| c.is(&["accept4"]) && c.ok())
-        .expect("an accepted client");
-    let started = |calls: &[Call]| {
-        calls
-            .iter()
-            .filter(|c| c.is(THREAD_STARTS) && c.ok())
-            .count()
-    };
+    let first_accept =
+        trace.calls.iter().position(|c| c.is(&["accept4"]) && c.ok()).expect("an accepted client");
+    let started = |calls: &[Call]| calls.iter().filter(|c| c.is(THREAD_STARTS) && c.ok()).count();
     assert_eq!(
         started(&trace.calls[..first_accept]),
         4,
@@ -369,10 +327,7 @@ fn trace_narration_lists_the_epoll_ctl_calls_strace_sees() {
             && seen.iter().any(|(op, _)| op == "EPOLL_CTL_DEL"),
         "strace saw no ADD or no DEL: {seen:?}"
     );
-    assert_eq!(
-        narrated, seen,
-        "--trace narration (left) against strace (right)"
-    );
+    assert_eq!(narrated, seen, "--trace narration (left) against strace (right)");
 }
 
 /// The sessions of the test below: every mode, and a selector mode running
@@ -491,9 +446,7 @@ fn sigstop_and_sigcont_do_not_disturb_a_server() {
         kill(server.pid(), Signal::SIGSTOP).unwrap();
         wait_for_state(server.pid(), 'T', mode);
         client.write_all(b"ping\n").unwrap(); // sent while it is stopped
-        client
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
+        client.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let mut reply = [0u8; 5];
         let early = client.read(&mut reply);
         assert!(
@@ -556,13 +509,7 @@ fn skip(test: &str, why: &str) -> bool {
 fn assert_clients_served(addr: SocketAddr, n: usize, messages: usize) {
     let out = run_client(
         addr,
-        &[
-            "--num-clients",
-            &n.to_string(),
-            "--messages",
-            &messages.to_string(),
-            "--quiet",
-        ],
+        &["--num-clients", &n.to_string(), "--messages", &messages.to_string(), "--quiet"],
     );
     assert!(
         out.status.success(),
@@ -594,16 +541,11 @@ fn wait_for_state(pid: Pid, state: char, mode: &str) {
     loop {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // `pid (comm) S ...`: the state follows the last ')'.
-        let now = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        let now = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
         if now == Some(state) {
             return;
         }
-        assert!(
-            Instant::now() < until,
-            "{mode}: server never reached state {state} (now {now:?})"
-        );
+        assert!(Instant::now() < until, "{mode}: server never reached state {state} (now {now:?})");
         thread::sleep(Duration::from_millis(5));
     }
 }
@@ -680,10 +622,7 @@ impl Traced {
     fn stop(mut self) -> Transcript {
         kill(self.server, Signal::SIGTERM).expect("SIGTERM the server");
         let status = wait_timeout(&mut self.strace, PATIENCE).unwrap_or_else(|| {
-            panic!(
-                "{} server under strace still running {PATIENCE:?} after SIGTERM",
-                self.mode
-            )
+            panic!("{} server under strace still running {PATIENCE:?} after SIGTERM", self.mode)
         });
         let stdout = self.stdout.take().unwrap().join().unwrap_or_default();
         let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
@@ -693,11 +632,7 @@ impl Traced {
             self.mode
         );
         let text = std::fs::read_to_string(&self.log).expect("read the strace log");
-        Transcript {
-            calls: parse(&text),
-            text,
-            stderr,
-        }
+        Transcript { calls: parse(&text), text, stderr }
     }
 }
 
@@ -965,10 +900,7 @@ fn parse_call(pid: i32, time: f64, text: &str) -> Option<Call> {
     let errno = result
         .next()
         .filter(|e| e.len() > 1 && e.starts_with('E'))
-        .filter(|e| {
-            e.bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        })
+        .filter(|e| e.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
         .map(str::to_string);
     Some(Call {
         pid,
@@ -995,10 +927,7 @@ impl Transcript {
 
     /// Threads started: clone/clone3 calls that returned a thread id.
     fn threads_started(&self) -> usize {
-        self.calls
-            .iter()
-            .filter(|c| c.is(THREAD_STARTS) && c.ok())
-            .count()
+        self.calls.iter().filter(|c| c.is(THREAD_STARTS) && c.ok()).count()
     }
 
     /// The calls from `listen()` on: the server's own, after the loader's
@@ -1013,19 +942,12 @@ impl Transcript {
     }
 
     fn listener_fd(&self) -> i64 {
-        self.after_listen()[0]
-            .arg(0)
-            .parse()
-            .expect("listen(FD, ...)")
+        self.after_listen()[0].arg(0).parse().expect("listen(FD, ...)")
     }
 
     /// The transcript from `socket()` on, cut to a readable length.
     fn story(&self) -> String {
-        let lines: Vec<&str> = self
-            .text
-            .lines()
-            .skip_while(|l| !l.contains("socket("))
-            .collect();
+        let lines: Vec<&str> = self.text.lines().skip_while(|l| !l.contains("socket(")).collect();
         let shown = lines.len().min(80);
         let mut s = lines[..shown].join("\n");
         if lines.len() > shown {
@@ -1067,10 +989,7 @@ impl Transcript {
         );
         for &i in lies.iter().take(8) {
             let (line, call) = &said[i];
-            report += &format!(
-                "\n  narrated: {line}\n{}",
-                self.before_narration(&said, i, call)
-            );
+            report += &format!("\n  narrated: {line}\n{}", self.before_narration(&said, i, call));
         }
         if lies.len() > 8 {
             report += &format!("\n  ... and {} more", lies.len() - 8);
@@ -1085,10 +1004,7 @@ impl Transcript {
         let (line, _) = said[i];
         let quoted = strace_quoted_start(line);
         // The same 32 bytes may start several lines: take the same one of them.
-        let nth = said[..i]
-            .iter()
-            .filter(|(l, _)| strace_quoted_start(l) == quoted)
-            .count();
+        let nth = said[..i].iter().filter(|(l, _)| strace_quoted_start(l) == quoted).count();
         let is_narration = |c: &Call| c.is(&["write"]) && c.arg(0) == "2";
         let write = self
             .calls
@@ -1132,13 +1048,8 @@ impl Transcript {
 
     /// The lines for these calls, cut to a readable length.
     fn excerpt(&self, names: &[&str]) -> String {
-        let lines: Vec<&str> = self
-            .calls
-            .iter()
-            .filter(|c| c.is(names))
-            .map(|c| c.line.as_str())
-            .take(40)
-            .collect();
+        let lines: Vec<&str> =
+            self.calls.iter().filter(|c| c.is(names)).map(|c| c.line.as_str()).take(40).collect();
         lines.join("\n")
     }
 }
@@ -1182,17 +1093,9 @@ fn narration_and_strace_lines_compare_by_name_fd_and_result() {
 ",
     );
     let shown: Vec<(String, String)> = strace.iter().map(|c| (c.fd(), c.outcome())).collect();
-    let expected = [
-        ("3", "1"),
-        ("5", "-1 EINTR"),
-        ("3 -9", "1"),
-        ("4", "-1 EAGAIN"),
-        ("", "12"),
-    ];
-    let expected: Vec<(String, String)> = expected
-        .iter()
-        .map(|&(fd, r)| (fd.to_string(), r.to_string()))
-        .collect();
+    let expected = [("3", "1"), ("5", "-1 EINTR"), ("3 -9", "1"), ("4", "-1 EAGAIN"), ("", "12")];
+    let expected: Vec<(String, String)> =
+        expected.iter().map(|&(fd, r)| (fd.to_string(), r.to_string())).collect();
     assert_eq!(shown, expected);
     // The narration's side: the same calls as --trace prints them.
     let stderr = "\
@@ -1202,21 +1105,13 @@ read(4, 0x..., 64)                      = -1 EAGAIN (Resource temporarily unavai
 clone3({flags=CLONE_VM|..., ...}, 88) = 12   # a thread
 served 1 connections, 1 lines; syscalls: read 1
 ";
-    let said: Vec<(String, String, String)> = narrated(stderr)
-        .iter()
-        .map(|(_, c)| (c.name.clone(), c.fd(), c.outcome()))
-        .collect();
-    let said: Vec<(&str, &str, &str)> = said
-        .iter()
-        .map(|(n, f, r)| (n.as_str(), f.as_str(), r.as_str()))
-        .collect();
+    let said: Vec<(String, String, String)> =
+        narrated(stderr).iter().map(|(_, c)| (c.name.clone(), c.fd(), c.outcome())).collect();
+    let said: Vec<(&str, &str, &str)> =
+        said.iter().map(|(n, f, r)| (n.as_str(), f.as_str(), r.as_str())).collect();
     assert_eq!(
         said,
-        [
-            ("pselect6", "5", "-1 EINTR"),
-            ("read", "4", "-1 EAGAIN"),
-            ("clone3", "", "12")
-        ]
+        [("pselect6", "5", "-1 EINTR"), ("read", "4", "-1 EAGAIN"), ("clone3", "", "12")]
     );
     assert_eq!(
         strace_quoted_start("read(4, \"ping\\n\", 65536)                = 5"),

@@ -104,11 +104,7 @@ impl Colors {
     }
 
     fn of(&self, name: &str) -> RGBAColor {
-        let i = self
-            .0
-            .iter()
-            .position(|n| n == name)
-            .unwrap_or(self.0.len());
+        let i = self.0.iter().position(|n| n == name).unwrap_or(self.0.len());
         Palette99::pick(i).to_rgba()
     }
 }
@@ -195,11 +191,8 @@ fn latency(path: &Path, rows: &[&Row], label: &str, palette: &Colors) -> Result<
         .iter()
         .filter_map(|name| {
             let row = rows.iter().find(|r| &r.run.target.to_string() == name)?;
-            let pts: Vec<(f64, f64)> = row
-                .quantiles()
-                .into_iter()
-                .map(|(q, ns)| (nines(q), ns.max(1.0)))
-                .collect();
+            let pts: Vec<(f64, f64)> =
+                row.quantiles().into_iter().map(|(q, ns)| (nines(q), ns.max(1.0))).collect();
             (!pts.is_empty()).then(|| (name.clone(), pts))
         })
         .collect();
@@ -275,11 +268,7 @@ fn bars(
         _ => String::new(),
     };
     let mut builder = ChartBuilder::on(&root);
-    builder
-        .caption(title, (FONT, 22))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72);
+    builder.caption(title, (FONT, 22)).margin(16).x_label_area_size(48).y_label_area_size(72);
     let color = |i: usize| palette.of(&items[i].0);
     // Value labels centred above their bar.
     let above = TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Center, VPos::Bottom));
@@ -300,21 +289,14 @@ fn bars(
             .draw()?;
         chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
             let mut bar = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), bottom),
-                    (SegmentValue::Exact(i + 1), *v),
-                ],
+                [(SegmentValue::Exact(i), bottom), (SegmentValue::Exact(i + 1), *v)],
                 color(i).filled(),
             );
             bar.set_margin(0, 0, 12, 12);
             bar
         }))?;
         chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
-            Text::new(
-                show(*v),
-                (SegmentValue::CenterOf(i), v * 1.05),
-                above.clone(),
-            )
+            Text::new(show(*v), (SegmentValue::CenterOf(i), v * 1.05), above.clone())
         }))?;
     } else {
         let mut chart = builder.build_cartesian_2d((0..n).into_segmented(), 0f64..top * 1.15)?;
@@ -329,21 +311,14 @@ fn bars(
             .draw()?;
         chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
             let mut bar = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), 0.0),
-                    (SegmentValue::Exact(i + 1), *v),
-                ],
+                [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), *v)],
                 color(i).filled(),
             );
             bar.set_margin(0, 0, 12, 12);
             bar
         }))?;
         chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
-            Text::new(
-                show(*v),
-                (SegmentValue::CenterOf(i), v + top * 0.02),
-                (FONT, 14),
-            )
+            Text::new(show(*v), (SegmentValue::CenterOf(i), v + top * 0.02), (FONT, 14))
         }))?;
     }
     root.present()?;

@@ -262,8 +262,7 @@ impl Driver {
                         let queued = conn.queued.pop_front().ok_or_else(unasked)?;
                         if self.measuring {
                             let ns = now.duration_since(queued).as_nanos();
-                            self.histogram
-                                .saturating_record(u64::try_from(ns).unwrap_or(u64::MAX));
+                            self.histogram.saturating_record(u64::try_from(ns).unwrap_or(u64::MAX));
                         }
                     }
                     if self.issuing {
@@ -309,11 +308,7 @@ fn write_requests(conn: &mut Conn, requests: &[u8], request_len: usize) -> io::R
             Err(e) => return Err(e),
         }
     }
-    Ok(if conn.unsent > 0 {
-        EVENT_READ | EVENT_WRITE
-    } else {
-        EVENT_READ
-    })
+    Ok(if conn.unsent > 0 { EVENT_READ | EVENT_WRITE } else { EVENT_READ })
 }
 
 /// Walk the bytes of one read through the replies they complete; returns
@@ -355,10 +350,7 @@ fn take_replies(conn: &mut Conn, mut data: &[u8], len: usize, ping: bool) -> io:
 fn closed_early(conn: &Conn) -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
-        format!(
-            "the server closed a connection with {} requests in flight",
-            conn.queued.len()
-        ),
+        format!("the server closed a connection with {} requests in flight", conn.queued.len()),
     )
 }
 

@@ -157,16 +157,9 @@ impl Spread {
         }
         values.sort_by(f64::total_cmp);
         let n = values.len();
-        let median = if n % 2 == 1 {
-            values[n / 2]
-        } else {
-            (values[n / 2 - 1] + values[n / 2]) / 2.0
-        };
-        Some(Spread {
-            median,
-            min: values[0],
-            max: values[n - 1],
-        })
+        let median =
+            if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 };
+        Some(Spread { median, min: values[0], max: values[n - 1] })
     }
 }
 
@@ -180,11 +173,8 @@ pub struct Row {
 impl Row {
     /// The median and range of `fig` over the repeats that succeeded.
     pub fn spread(&self, fig: Fig) -> Option<Spread> {
-        let mut values: Vec<f64> = self
-            .outcomes
-            .iter()
-            .filter_map(|o| o.as_ref().ok()?.get(fig))
-            .collect();
+        let mut values: Vec<f64> =
+            self.outcomes.iter().filter_map(|o| o.as_ref().ok()?.get(fig)).collect();
         Spread::of(&mut values)
     }
 
@@ -218,18 +208,11 @@ impl Row {
             return None;
         }
         let first = self.outcomes.iter().find_map(|o| o.as_ref().err());
-        Some(format!(
-            "failed: {}",
-            first.map_or("not run", String::as_str)
-        ))
+        Some(format!("failed: {}", first.map_or("not run", String::as_str)))
     }
 
     fn method(&self) -> SyscallMethod {
-        self.outcomes
-            .iter()
-            .find_map(|o| o.as_ref().ok())
-            .map(|m| m.method)
-            .unwrap_or_default()
+        self.outcomes.iter().find_map(|o| o.as_ref().ok()).map(|m| m.method).unwrap_or_default()
     }
 
     /// One figure as a cell: the median, and with repeats its range.

@@ -176,10 +176,7 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
             vec![1, 10, 100, 1000, 10_000]
         }
     });
-    let families = args
-        .workloads
-        .clone()
-        .unwrap_or_else(|| Family::value_variants().to_vec());
+    let families = args.workloads.clone().unwrap_or_else(|| Family::value_variants().to_vec());
     let plan = workloads::plan(&workloads::PlanInput {
         families: &families,
         modes: &modes,
@@ -198,13 +195,8 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
     if modes.contains(&Mode::Blocking) {
         eprintln!("blocking mode serves one client at a time: it runs the 1-connection loads only");
     }
-    let mut rows: Vec<Row> = plan
-        .into_iter()
-        .map(|run| Row {
-            run,
-            outcomes: Vec::new(),
-        })
-        .collect();
+    let mut rows: Vec<Row> =
+        plan.into_iter().map(|run| Row { run, outcomes: Vec::new() }).collect();
     let todo = rows.iter().filter(|r| r.run.skip.is_none()).count();
     std::fs::create_dir_all(&args.out)?;
 
@@ -220,11 +212,7 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
             bar.set_message(format!("{} / {}", row.run.workload.label(), row.run.target));
             let outcome = measure::measure(&row.run, &settings).map_err(|e| e.to_string());
             if let Err(e) = &outcome {
-                bar.println(format!(
-                    "{} / {}: {e}",
-                    row.run.workload.label(),
-                    row.run.target
-                ));
+                bar.println(format!("{} / {}: {e}", row.run.workload.label(), row.run.target));
             }
             row.outcomes.push(outcome);
             bar.inc(1);
@@ -279,9 +267,7 @@ fn pingpong_beside_us() -> io::Result<PathBuf> {
 fn check(args: &BenchArgs) -> io::Result<()> {
     let bad = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
     if let Some(s) = args.size.iter().find(|&&s| s > 65_536) {
-        return bad(format!(
-            "--size {s}: at most 65536 (the server's longest line, --max-line)"
-        ));
+        return bad(format!("--size {s}: at most 65536 (the server's longest line, --max-line)"));
     }
     if let Some(mode) = args.modes.iter().flatten().find(|m| !m.is_available()) {
         return bad(format!("--modes {mode}: this OS has no {mode}"));
@@ -324,10 +310,7 @@ fn raise_nofile() -> (u64, String) {
         .unwrap_or(hard);
     let target = hard.min(nr_open);
     if soft >= target {
-        return (
-            soft,
-            format!("RLIMIT_NOFILE is {soft}, already the hard limit"),
-        );
+        return (soft, format!("RLIMIT_NOFILE is {soft}, already the hard limit"));
     }
     match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
         Ok(()) => (
@@ -336,10 +319,9 @@ fn raise_nofile() -> (u64, String) {
                 "raised RLIMIT_NOFILE from {soft} to {target} (the hard limit); servers inherit it"
             ),
         ),
-        Err(e) => (
-            soft,
-            format!("RLIMIT_NOFILE stays {soft}: raising it to {target} failed ({e})"),
-        ),
+        Err(e) => {
+            (soft, format!("RLIMIT_NOFILE stays {soft}: raising it to {target} failed ({e})"))
+        }
     }
 }
 

@@ -90,19 +90,13 @@ fn load(
     // bunches: its counters are taken over its life instead.
     let loops = match run.target {
         _ if w.family == Family::Slow => None,
-        Target::Mode { mode, workers, .. } if counts_live(mode) => Some(if mode.is_selector() {
-            workers.unwrap_or(1)
-        } else {
-            1
-        }),
+        Target::Mode { mode, workers, .. } if counts_live(mode) => {
+            Some(if mode.is_selector() { workers.unwrap_or(1) } else { 1 })
+        }
         _ => None,
     };
-    let window = Window::measure(
-        &mut driver,
-        server,
-        settings.secs.max(cycle * 2.0),
-        loops.is_some(),
-    )?;
+    let window =
+        Window::measure(&mut driver, server, settings.secs.max(cycle * 2.0), loops.is_some())?;
     window.figures(&mut m, w.size, driver.histogram());
 
     if settings.perf && w.family != Family::Slow {
@@ -201,22 +195,14 @@ impl Window {
         m.set(Fig::Rps, rts / self.elapsed);
         m.set(Fig::Starved, self.starved as f64);
         if size > 0 {
-            m.set(
-                Fig::MiBps,
-                rts * size as f64 / self.elapsed / (1024.0 * 1024.0),
-            );
+            m.set(Fig::MiBps, rts * size as f64 / self.elapsed / (1024.0 * 1024.0));
         }
         m.set(Fig::P50, h.value_at_quantile(0.5) as f64);
         m.set(Fig::P99, h.value_at_quantile(0.99) as f64);
         m.set(Fig::P999, h.value_at_quantile(0.999) as f64);
-        m.quantiles = figures::QUANTILES
-            .iter()
-            .map(|&q| (q, h.value_at_quantile(q) as f64))
-            .collect();
-        m.set(
-            Fig::CpuPerRt,
-            a.cpu_ns.saturating_sub(b.cpu_ns) as f64 / rts,
-        );
+        m.quantiles =
+            figures::QUANTILES.iter().map(|&q| (q, h.value_at_quantile(q) as f64)).collect();
+        m.set(Fig::CpuPerRt, a.cpu_ns.saturating_sub(b.cpu_ns) as f64 / rts);
         let (c0, c1) = self.client_cpu;
         m.set(Fig::ClientCpuPerRt, c1.saturating_sub(c0) as f64 / rts);
         let user = a.utime.saturating_sub(b.utime);

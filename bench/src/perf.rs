@@ -45,15 +45,7 @@ impl SyscallCounter {
             nix::unistd::mkfifo(fifo, Mode::S_IRUSR | Mode::S_IWUSR)?;
         }
         let mut child = Command::new("perf")
-            .args([
-                "stat",
-                "-x",
-                ",",
-                "-e",
-                "raw_syscalls:sys_enter",
-                "-D",
-                "-1",
-            ])
+            .args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-D", "-1"])
             .arg("--control")
             .arg(format!("fifo:{},{}", ctl.display(), ack.display()))
             .arg("-p")
@@ -66,10 +58,8 @@ impl SyscallCounter {
         // fails (ENXIO) until it has, so perf failing cannot hang us here.
         let deadline = Instant::now() + PERF_TIMEOUT;
         let ctl = loop {
-            let opened = fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&ctl);
+            let opened =
+                fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&ctl);
             match opened {
                 Ok(file) => break file,
                 Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
@@ -82,17 +72,8 @@ impl SyscallCounter {
             }
             thread::sleep(Duration::from_millis(2));
         };
-        let ack = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&ack)?;
-        Ok(SyscallCounter {
-            child,
-            ctl,
-            ack,
-            dir,
-            finished: false,
-        })
+        let ack = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&ack)?;
+        Ok(SyscallCounter { child, ctl, ack, dir, finished: false })
     }
 
     /// Start counting; returns once perf has.
@@ -153,11 +134,9 @@ impl SyscallCounter {
             .map(|out| {
                 let text = String::from_utf8_lossy(&out.stderr);
                 out.status.success()
-                    && text.lines().any(|l| {
-                        l.split(',')
-                            .next()
-                            .is_some_and(|n| n.parse::<u64>().is_ok())
-                    })
+                    && text
+                        .lines()
+                        .any(|l| l.split(',').next().is_some_and(|n| n.parse::<u64>().is_ok()))
             })
             .unwrap_or(false)
     }

@@ -46,11 +46,7 @@ pub fn table(rows: &[Row]) -> String {
     for row in rows {
         // The workload is named once, on the first of its rows.
         let label = row.run.workload.label();
-        let shown = if label == last_workload {
-            String::new()
-        } else {
-            label.clone()
-        };
+        let shown = if label == last_workload { String::new() } else { label.clone() };
         last_workload = label;
         let mut line = vec![shown, row.run.target.to_string()];
         match row.reason() {
@@ -63,9 +59,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut table = grid(lines, 2);
     table.with(Style::blank()).with(Padding::new(0, 1, 0, 0));
     let text = table.to_string();
-    text.lines()
-        .map(|l| l.trim_end().to_string() + "\n")
-        .collect()
+    text.lines().map(|l| l.trim_end().to_string() + "\n").collect()
 }
 
 /// `lines` as a table, the first line its header. The columns from
@@ -74,9 +68,7 @@ pub fn table(rows: &[Row]) -> String {
 /// which spans the figure columns.
 fn grid(lines: Vec<Vec<String>>, figures: usize) -> Table {
     let width = lines.first().map_or(0, Vec::len);
-    let short: Vec<usize> = (1..lines.len())
-        .filter(|&i| lines[i].len() < width)
-        .collect();
+    let short: Vec<usize> = (1..lines.len()).filter(|&i| lines[i].len() < width).collect();
     let mut table = Builder::from(lines).build();
     if figures < width {
         table.modify(Columns::new(figures..), Alignment::right());
@@ -119,11 +111,7 @@ pub fn write_markdown(dir: &Path, rows: &[Row], ctx: &Context) -> io::Result<()>
     let _ = writeln!(md, "```\n{}\n```\n", ctx.command);
     let _ = writeln!(md, "## Environment\n");
     let mut lines = vec![vec![String::new(), String::new()]];
-    lines.extend(
-        environment(ctx)
-            .into_iter()
-            .map(|(k, v)| vec![k.to_string(), v]),
-    );
+    lines.extend(environment(ctx).into_iter().map(|(k, v)| vec![k.to_string(), v]));
     md += &markdown(lines, 2);
     let _ = writeln!(md, "\n## How each figure is measured\n");
     md += METHOD;
@@ -156,10 +144,7 @@ pub fn write_markdown(dir: &Path, rows: &[Row], ctx: &Context) -> io::Result<()>
                 .iter()
                 .filter_map(|o| o.as_ref().ok())
                 .flat_map(|m| m.notes.iter().cloned());
-            failures
-                .chain(notes)
-                .map(move |n| format!("- {who}: {n}"))
-                .collect::<Vec<_>>()
+            failures.chain(notes).map(move |n| format!("- {who}: {n}")).collect::<Vec<_>>()
         })
         .collect();
     if !notes.is_empty() {
@@ -174,10 +159,8 @@ fn workload_table(md: &mut String, rows: &[Row]) {
     let w = &first.run.workload;
     let _ = writeln!(md, "### {}\n", w.label());
     let _ = writeln!(md, "{}\n", describe(w));
-    let figs: Vec<Fig> = Fig::ALL
-        .into_iter()
-        .filter(|&f| rows.iter().any(|r| r.spread(f).is_some()))
-        .collect();
+    let figs: Vec<Fig> =
+        Fig::ALL.into_iter().filter(|&f| rows.iter().any(|r| r.spread(f).is_some())).collect();
     let mut lines = vec![["server"]
         .into_iter()
         .chain(figs.iter().map(|f| f.heading()))
@@ -276,10 +259,7 @@ fn environment(ctx: &Context) -> Vec<(&'static str, String)> {
     let kernel = uname().map_or_else(|_| unknown(), |u| u.release().to_string_lossy().into());
     let memory = Meminfo::current().map_or_else(|_| unknown(), |m| bytes(m.mem_total as f64));
     vec![
-        (
-            "date (UTC)",
-            humantime::format_rfc3339_seconds(ctx.started).to_string(),
-        ),
+        ("date (UTC)", humantime::format_rfc3339_seconds(ctx.started).to_string()),
         ("CPU", model),
         ("cores", cores.to_string()),
         ("memory", memory),

@@ -106,11 +106,7 @@ impl Server {
     /// command, and wait until it listens.
     pub fn start(bin: &Path, target: &Target, workload: &Workload) -> io::Result<Server> {
         match target {
-            Target::Mode {
-                mode,
-                workers,
-                edge,
-            } => {
+            Target::Mode { mode, workers, edge } => {
                 let mut cmd = Command::new(bin);
                 cmd.args(["serve", "--mode", mode.name(), "--port", "0"])
                     // Never close a client for being quiet: the hold test's
@@ -143,9 +139,7 @@ impl Server {
     /// Spawn with stdout and stderr read by threads; learn the address from
     /// the start-up line, or (`peer`) by connecting until it answers.
     fn spawn(mut cmd: Command, peer: Option<SocketAddr>) -> io::Result<Server> {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
         let pid = i32::try_from(child.id()).map_err(io::Error::other)?;
         let process = Process::new(pid).map_err(io::Error::other)?;
@@ -284,10 +278,7 @@ impl Server {
             // Dropping `self` kills it.
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!(
-                    "the server ignored SIGTERM for {} s",
-                    STOP_TIMEOUT.as_secs()
-                ),
+                format!("the server ignored SIGTERM for {} s", STOP_TIMEOUT.as_secs()),
             ));
         }
         self.finished = true;

@@ -97,22 +97,16 @@ pub struct Peer {
 
 /// Parse `NAME=CMD` for clap: a name, and a command that contains `{port}`.
 pub fn parse_peer(s: &str) -> Result<Peer, String> {
-    let (name, command) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected NAME=CMD, got {s:?}"))?;
+    let (name, command) =
+        s.split_once('=').ok_or_else(|| format!("expected NAME=CMD, got {s:?}"))?;
     let name = name.trim();
     if name.is_empty() {
         return Err("the peer's NAME is empty".into());
     }
     if !command.contains("{port}") {
-        return Err(format!(
-            "the command of peer {name:?} has no {{port}} to put the port in"
-        ));
+        return Err(format!("the command of peer {name:?} has no {{port}} to put the port in"));
     }
-    Ok(Peer {
-        name: name.to_string(),
-        command: command.to_string(),
-    })
+    Ok(Peer { name: name.to_string(), command: command.to_string() })
 }
 
 /// What serves a run: one of pingpong's modes (`pingpong serve --mode`,
@@ -133,11 +127,7 @@ pub enum Target {
 impl Target {
     /// Plain mode, default flags.
     pub fn mode(mode: Mode) -> Target {
-        Target::Mode {
-            mode,
-            workers: None,
-            edge: false,
-        }
+        Target::Mode { mode, workers: None, edge: false }
     }
 
     /// Whether this is a variant (extra loops, edge) rather than a plain
@@ -151,11 +141,7 @@ impl fmt::Display for Target {
     /// `epoll`, `epoll ×2` (two loops), `epoll edge`, `c-epoll (peer)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Target::Mode {
-                mode,
-                workers,
-                edge,
-            } => {
+            Target::Mode { mode, workers, edge } => {
                 f.write_str(mode.name())?;
                 if let Some(n) = workers {
                     write!(f, " ×{n}")?;
@@ -217,20 +203,11 @@ pub const HOLD_ACTIVE: usize = 10;
 pub fn plan(input: &PlanInput) -> Vec<Run> {
     let mut workloads = Vec::new();
     let has = |f: Family| input.families.contains(&f);
-    let base = Workload {
-        family: Family::Ping,
-        clients: 1,
-        size: 0,
-        pipeline: 1,
-        work_ms: 0,
-        idle: 0,
-    };
+    let base =
+        Workload { family: Family::Ping, clients: 1, size: 0, pipeline: 1, work_ms: 0, idle: 0 };
     if has(Family::Ping) && input.sizes.contains(&0) {
         for &clients in input.clients {
-            workloads.push(Workload {
-                clients,
-                ..base.clone()
-            });
+            workloads.push(Workload { clients, ..base.clone() });
         }
     }
     if has(Family::Echo) {
@@ -271,11 +248,7 @@ pub fn plan(input: &PlanInput) -> Vec<Run> {
     }
 
     // The variants go with the ping load nearest BASE_CLIENTS.
-    let variant_clients = input
-        .clients
-        .iter()
-        .copied()
-        .min_by_key(|&c| c.abs_diff(BASE_CLIENTS));
+    let variant_clients = input.clients.iter().copied().min_by_key(|&c| c.abs_diff(BASE_CLIENTS));
 
     let mut runs = Vec::new();
     for workload in &workloads {
@@ -286,30 +259,18 @@ pub fn plan(input: &PlanInput) -> Vec<Run> {
                 workload.family == Family::Ping && Some(workload.clients) == variant_clients;
             if mode.is_selector() && sweep_base {
                 for &n in input.workers.iter().filter(|&&n| n > 1) {
-                    targets.push(Target::Mode {
-                        mode,
-                        workers: Some(n),
-                        edge: false,
-                    });
+                    targets.push(Target::Mode { mode, workers: Some(n), edge: false });
                 }
             }
             let edge_load = sweep_base || workload.family == Family::Pipeline;
             if mode == Mode::Selector(Backend::Epoll) && input.edge && edge_load {
-                targets.push(Target::Mode {
-                    mode,
-                    workers: None,
-                    edge: true,
-                });
+                targets.push(Target::Mode { mode, workers: None, edge: true });
             }
         }
         targets.extend(input.peers.iter().cloned().map(Target::Peer));
         for target in targets {
             let skip = why_not(workload, &target, input);
-            runs.push(Run {
-                workload: workload.clone(),
-                target,
-                skip,
-            });
+            runs.push(Run { workload: workload.clone(), target, skip });
         }
     }
     runs
@@ -333,10 +294,9 @@ fn why_not(workload: &Workload, target: &Target, input: &PlanInput) -> Option<St
                 Some("n/a: FD_SETSIZE".into())
             }
             // Idle connections would take the pool's threads and keep them.
-            Mode::Pool if workload.idle > 0 => Some(format!(
-                "n/a: the pool serves {} connections at a time",
-                input.pool_size
-            )),
+            Mode::Pool if workload.idle > 0 => {
+                Some(format!("n/a: the pool serves {} connections at a time", input.pool_size))
+            }
             _ => None,
         },
         Target::Peer(_) if workload.work_ms > 0 => Some("n/a: peer has no --work-ms".into()),
@@ -350,13 +310,7 @@ mod tests {
 
     fn input<'a>(modes: &'a [Mode], peers: &'a [Peer]) -> PlanInput<'a> {
         PlanInput {
-            families: &[
-                Family::Ping,
-                Family::Echo,
-                Family::Pipeline,
-                Family::Slow,
-                Family::Hold,
-            ],
+            families: &[Family::Ping, Family::Echo, Family::Pipeline, Family::Slow, Family::Hold],
             modes,
             peers,
             clients: &[1, 100, 10_000],
@@ -382,10 +336,7 @@ mod tests {
                 .map(|r| r.skip.clone())
         };
         assert_eq!(find("ping 1c", "select"), Some(None));
-        assert_eq!(
-            find("ping 10000c", "select"),
-            Some(Some("n/a: FD_SETSIZE".into()))
-        );
+        assert_eq!(find("ping 10000c", "select"), Some(Some("n/a: FD_SETSIZE".into())));
         assert_eq!(find("ping 1c", "blocking"), Some(None));
         assert!(find("ping 100c", "blocking").unwrap().is_some());
         assert!(find("hold 10000+10c", "select").unwrap().is_some());
@@ -401,10 +352,7 @@ mod tests {
             .filter(|r| r.workload.label() == "ping 100c")
             .map(|r| r.target.to_string())
             .collect();
-        assert_eq!(
-            names,
-            ["epoll", "epoll ×2", "epoll edge", "threads", "c (peer)"]
-        );
+        assert_eq!(names, ["epoll", "epoll ×2", "epoll edge", "threads", "c (peer)"]);
         let slow_peer = runs
             .iter()
             .find(|r| r.workload.family == Family::Slow && matches!(r.target, Target::Peer(_)));

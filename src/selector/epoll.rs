@@ -91,12 +91,7 @@ impl Poller {
         if old.is_empty() {
             return Ok(()); // parked: epoll does not have it
         }
-        self.ctl(
-            libc::EPOLL_CTL_DEL,
-            fd,
-            0,
-            format_args!("unregister fd {fd}"),
-        )
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, format_args!("unregister fd {fd}"))
     }
 
     fn ctl(
@@ -127,8 +122,7 @@ impl Poller {
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         let capacity = self.events.capacity();
-        self.events
-            .resize(capacity, libc::epoll_event { events: 0, u64: 0 });
+        self.events.resize(capacity, libc::epoll_event { events: 0, u64: 0 });
         let (epfd, ms) = (self.epfd.as_raw_fd(), timeout_ms(timeout));
         let r = sys::epoll_wait(epfd, &mut self.events, ms);
         if self.trace {
@@ -163,11 +157,7 @@ impl Poller {
         let (epfd, max) = (self.epfd.as_raw_fd(), self.events.len());
         let call = format_args!("epoll_wait({epfd}, [{}], {max}, {ms})", ready.join(", "));
         let r = r.as_ref().map(|&n| n as i64);
-        trace::line(
-            call,
-            &trace::result(r),
-            format_args!("{}", trace::wait_reason(r)),
-        );
+        trace::line(call, &trace::result(r), format_args!("{}", trace::wait_reason(r)));
     }
 }
 

@@ -58,13 +58,10 @@ pub(crate) struct Poller {
 
 /// EVENT_READ / EVENT_WRITE → the filters that watch for them.
 fn filters(events: Events) -> impl Iterator<Item = Filter> {
-    [
-        (EVENT_READ, libc::EVFILT_READ),
-        (EVENT_WRITE, libc::EVFILT_WRITE),
-    ]
-    .into_iter()
-    .filter(move |&(event, _)| events.contains(event))
-    .map(|(_, filter)| filter)
+    [(EVENT_READ, libc::EVFILT_READ), (EVENT_WRITE, libc::EVFILT_WRITE)]
+        .into_iter()
+        .filter(move |&(event, _)| events.contains(event))
+        .map(|(_, filter)| filter)
 }
 
 /// One entry of a changelist: C's `EV_SET(&kev, fd, filter, flags, 0, 0, NULL)`.
@@ -74,12 +71,7 @@ fn filters(events: Events) -> impl Iterator<Item = Filter> {
 /// the cookie is `ident`, so `udata` is not needed, which also spares us its
 /// type (a pointer today, an intptr_t on NetBSD in older libc releases).
 fn change(fd: RawFd, filter: Filter, flags: Flags) -> libc::kevent {
-    libc::kevent {
-        ident: fd as libc::uintptr_t,
-        filter,
-        flags,
-        ..sys::kevent_zeroed()
-    }
+    libc::kevent { ident: fd as libc::uintptr_t, filter, flags, ..sys::kevent_zeroed() }
 }
 
 /// What one reported event means for its fd.
@@ -213,10 +205,7 @@ impl Poller {
             let fds = ready.len() - first;
             let why = match r {
                 Ok(got) if fds < got => {
-                    format!(
-                        "{}: {got} filter events, merged",
-                        trace::wait_reason(Ok(fds as i64))
-                    )
+                    format!("{}: {got} filter events, merged", trace::wait_reason(Ok(fds as i64)))
                 }
                 _ => trace::wait_reason(r.as_ref().map(|&n| n as i64)),
             };

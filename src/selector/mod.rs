@@ -199,12 +199,7 @@ pub enum Backend {
 impl Backend {
     /// Every backend pingpong knows, best first: the one list the command
     /// line, the server's modes and the benchmark are built from.
-    pub const ALL: [Backend; 4] = [
-        Backend::Epoll,
-        Backend::Kqueue,
-        Backend::Poll,
-        Backend::Select,
-    ];
+    pub const ALL: [Backend; 4] = [Backend::Epoll, Backend::Kqueue, Backend::Poll, Backend::Select];
 
     /// The platform's best backend: epoll on Linux, kqueue on macOS and BSD.
     pub fn default_for_os() -> Backend {
@@ -432,12 +427,7 @@ impl<T> Selector<T> {
         if index >= self.keys.len() {
             self.keys.resize_with(index + 1, || None);
         }
-        self.keys[index] = Some(SelectorKey {
-            fd,
-            events,
-            data,
-            born: self.batch,
-        });
+        self.keys[index] = Some(SelectorKey { fd, events, data, born: self.batch });
         self.len += 1;
         Ok(())
     }
@@ -508,10 +498,7 @@ impl<T> Selector<T> {
 
     fn key_or_err(&mut self, fd: RawFd) -> io::Result<&mut SelectorKey<T>> {
         self.get_key_mut(fd).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("fd {fd} is not registered"),
-            )
+            io::Error::new(io::ErrorKind::NotFound, format!("fd {fd} is not registered"))
         })
     }
 

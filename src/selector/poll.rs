@@ -69,11 +69,7 @@ fn readiness(revents: libc::c_short) -> Events {
 
 impl Poller {
     pub(crate) fn new() -> Poller {
-        Poller {
-            trace: false,
-            fds: Vec::new(),
-            slot: Vec::new(),
-        }
+        Poller { trace: false, fds: Vec::new(), slot: Vec::new() }
     }
 
     /// Append a `pollfd`. poll(2) itself would accept a closed fd and report
@@ -174,10 +170,7 @@ impl Poller {
         // code from before the handler ran, `? ERESTART_RESTARTBLOCK`.
         let why = match r {
             Err(e) if e.raw_os_error() == Some(libc::EINTR) && cfg!(target_os = "linux") => {
-                format!(
-                    "{} (strace: ? ERESTART_RESTARTBLOCK)",
-                    trace::wait_reason(r)
-                )
+                format!("{} (strace: ? ERESTART_RESTARTBLOCK)", trace::wait_reason(r))
             }
             _ => trace::wait_reason(r),
         };

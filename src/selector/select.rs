@@ -139,10 +139,7 @@ const PSELECT6: bool = cfg!(any(
     target_os = "android",
     all(
         target_os = "linux",
-        not(all(
-            target_env = "musl",
-            any(target_arch = "x86_64", target_arch = "x86")
-        ))
+        not(all(target_env = "musl", any(target_arch = "x86_64", target_arch = "x86")))
     )
 ));
 
@@ -199,10 +196,8 @@ impl Poller {
 
     /// The fds in `set`, space-separated, as strace prints an fd_set.
     fn set_str(&self, set: &FdSet) -> String {
-        let fds: Vec<String> = (0..=self.max_fd)
-            .filter(|&fd| set.contains(fd))
-            .map(|fd| fd.to_string())
-            .collect();
+        let fds: Vec<String> =
+            (0..=self.max_fd).filter(|&fd| set.contains(fd)).map(|fd| fd.to_string()).collect();
         fds.join(" ")
     }
 }

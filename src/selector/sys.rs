@@ -64,10 +64,7 @@ pub(crate) fn epoll_create1() -> io::Result<OwnedFd> {
 /// strace prints `data={u32=5, u64=5}` just as for the course's Python.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn epoll_ctl(epfd: RawFd, op: libc::c_int, fd: RawFd, events: u32) -> io::Result<()> {
-    let mut event = libc::epoll_event {
-        events,
-        u64: fd as u64,
-    };
+    let mut event = libc::epoll_event { events, u64: fd as u64 };
     // SAFETY: `event` is a valid, initialised epoll_event that outlives the
     // call; the kernel only reads it (and ignores it for EPOLL_CTL_DEL).
     cvt(unsafe { libc::epoll_ctl(epfd, op, fd, &mut event) }).map(drop)
@@ -213,13 +210,7 @@ pub(crate) fn select(
     // FD_SETSIZE, so the kernel stays inside the bitmaps; the timeout is null
     // or a live timeval (Linux writes the time left back into it).
     let n = cvt(unsafe {
-        libc::select(
-            nfds,
-            &mut read.0,
-            &mut write.0,
-            std::ptr::null_mut(),
-            timeout_ptr,
-        )
+        libc::select(nfds, &mut read.0, &mut write.0, std::ptr::null_mut(), timeout_ptr)
     })?;
     Ok(n as usize)
 }

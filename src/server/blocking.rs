@@ -54,11 +54,7 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
         }
         calls.close(OwnedFd::from(stream), &format!("{addr}: client done"));
     }
-    Ok(Summary {
-        totals,
-        syscalls: calls.named(),
-        wakeups: None,
-    })
+    Ok(Summary { totals, syscalls: calls.named(), wakeups: None })
 }
 
 /// Serve one client on a blocking socket until it leaves: read, answer every

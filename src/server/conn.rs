@@ -66,14 +66,7 @@ impl Conn {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (inb, outb) = (Vec::new(), Vec::new());
-        Conn {
-            fd,
-            addr,
-            id,
-            phase: Phase::Open,
-            inb,
-            outb,
-        }
+        Conn { fd, addr, id, phase: Phase::Open, inb, outb }
     }
 
     /// The raw fd, as the selector knows it.
@@ -215,8 +208,5 @@ impl Conn {
 
 /// EAGAIN and EINTR: try again at the next readiness.
 fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    )
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
 }

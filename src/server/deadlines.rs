@@ -64,12 +64,7 @@ pub struct Deadlines {
 impl Deadlines {
     /// Deadlines for `--idle-timeout` (`None`: clients may stay silent).
     pub fn new(idle: Option<Duration>) -> Deadlines {
-        Deadlines {
-            idle,
-            now: Instant::now(),
-            table: Vec::new(),
-            heap: BinaryHeap::new(),
-        }
+        Deadlines { idle, now: Instant::now(), table: Vec::new(), heap: BinaryHeap::new() }
     }
 
     /// The loop woke up: read the clock.
@@ -172,12 +167,7 @@ impl Deadlines {
                 when
             }
         };
-        *slot = Some(Deadline {
-            id,
-            when,
-            queued,
-            due,
-        });
+        *slot = Some(Deadline { id, when, queued, due });
     }
 
     /// Whether a heap entry is the one the table has queued for its client.

@@ -12,18 +12,16 @@
 //! | `sent = sock.send(data.outb)`                          | `service_write`        |
 //! | `sel.unregister(sock)`; `sock.close()`                 | `close`                |
 //!
-//! Unlike the Python, replies are written at once, and EVENT_WRITE is asked
-//! for only while the kernel's send buffer is full (`update`); a [`Handler`]
-//! turns requests into replies (inline, or hybrid mode's worker pool); and
-//! the guards of `guards.rs` are called at named points (`self.guards.NAME`).
+//! Unlike the Python, replies are written at once, and EVENT_WRITE is asked for
+//! only while the send buffer is full (`update`); a [`Handler`] answers (inline,
+//! or hybrid's pool); the guards (`guards.rs`) are called as `self.guards.NAME`.
 
 use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::RawFd};
 
 use super::{conn::Conn, conn::Next, conn::Phase, deadlines::Due, guards::Guards, signals};
 use super::{handler::Handler, handler::Input, syscalls::Syscalls, Config, Summary, Totals};
-use crate::{
-    protocol, selector::Backend, selector::Events, selector::Selector, selector::EVENT_READ,
-};
+use crate::protocol;
+use crate::selector::{Backend, Events, Selector, EVENT_READ};
 
 /// The data the selector keeps for each fd: `key.data` in the course.
 pub enum Record {
@@ -61,19 +59,10 @@ pub fn serve<H: Handler>(
     }
     let (listener, scratch, replies) = (Some(listener), vec![0; 64 * 1024], Vec::new());
     let (calls, totals) = (Syscalls::new(config.trace), Totals::default());
-    let mut el = EventLoop {
-        selector,
-        listener,
-        handler,
-        guards,
-        calls,
-        totals,
-        scratch,
-        replies,
-    };
+    let mut el = EventLoop { selector, listener, handler, guards, calls, totals, scratch, replies };
     el.serve_forever()?;
     el.handler.finish();
-    Ok(el.summary())
+    Ok(Summary::of_loop(&el.selector, &el.calls, &el.totals, &el.handler))
 }
 
 impl<H: Handler> EventLoop<H> {
@@ -82,20 +71,17 @@ impl<H: Handler> EventLoop<H> {
     fn serve_forever(&mut self) -> io::Result<()> {
         let mut ready = Vec::new();
         while self.listener.is_some() || self.guards.limits.clients() > 0 {
-            self.selector
-                .select(self.guards.deadlines.timeout(), &mut ready)?;
+            self.selector.select(self.guards.deadlines.timeout(), &mut ready)?;
             self.guards.deadlines.tick();
             for &(fd, events) in &ready {
                 // An fd closed earlier in this batch (maybe reused by a client
                 // accepted since) is skipped: its event is stale.
-                let Some(key) = self.selector.ready_key_mut(fd) else {
-                    continue;
-                };
-                match key.data {
-                    Record::Listener => self.accept(),
-                    Record::Client(_) => self.service_connection(fd, events),
-                    Record::Signals => self.on_signal()?,
-                    Record::Waker => self.on_work_done(),
+                match self.selector.ready_key_mut(fd).map(|key| &key.data) {
+                    Some(Record::Listener) => self.accept(),
+                    Some(Record::Client(_)) => self.service_connection(fd, events),
+                    Some(Record::Signals) => self.on_signal()?,
+                    Some(Record::Waker) => self.on_work_done(),
+                    None => {}
                 }
             }
             while let Some((fd, due)) = self.guards.deadlines.next_due() {
@@ -121,10 +107,7 @@ impl<H: Handler> EventLoop<H> {
             let conn = Conn::new(fd, addr);
             let (raw, id) = (conn.raw(), conn.id);
             // On failure the record (and the fd inside it) is dropped: closed.
-            if let Err(e) = self
-                .selector
-                .register(raw, EVENT_READ, Record::Client(conn))
-            {
+            if let Err(e) = self.selector.register(raw, EVENT_READ, Record::Client(conn)) {
                 eprintln!("cannot register client {addr}: {e}");
                 continue;
             }
@@ -160,9 +143,7 @@ impl<H: Handler> EventLoop<H> {
     /// One `read`, then hand the bytes to the handler. Returns whether the
     /// read brought data (so more may follow).
     fn service_read(&mut self, fd: RawFd) -> io::Result<bool> {
-        let Some(conn) = client(&mut self.selector, fd) else {
-            return Ok(false);
-        };
+        let conn = client(&mut self.selector, fd)?;
         let read = conn.read(&mut self.scratch, &mut self.calls, &self.totals)?;
         let Some(n) = read else { return Ok(false) };
         if conn.takes_input(n) {
@@ -175,17 +156,9 @@ impl<H: Handler> EventLoop<H> {
     /// Hand the client's input (the `n` bytes just read, and what waits in
     /// `inb`) to the handler, and send what it answers now.
     fn feed(&mut self, fd: RawFd, n: usize) -> io::Result<()> {
-        let Some(conn) = client(&mut self.selector, fd) else {
-            return Ok(());
-        };
+        let conn = client(&mut self.selector, fd)?;
         let (fresh, eof) = (&self.scratch[..n], conn.phase == Phase::Draining);
-        let input = Input {
-            fd,
-            id: conn.id,
-            inb: &mut conn.inb,
-            fresh,
-            eof,
-        };
+        let input = Input { fd, id: conn.id, inb: &mut conn.inb, fresh, eof };
         self.replies.clear();
         let handled = self.handler.input(input, &mut self.replies);
         Totals::add(&self.totals.lines, handled.lines);
@@ -194,9 +167,7 @@ impl<H: Handler> EventLoop<H> {
 
     /// The kernel has room in the send buffer again: write the backlog.
     fn service_write(&mut self, fd: RawFd) -> io::Result<()> {
-        let Some(conn) = client(&mut self.selector, fd) else {
-            return Ok(());
-        };
+        let conn = client(&mut self.selector, fd)?;
         let sent = conn.flush(&mut self.calls, &self.totals)?;
         self.guards.deadlines.touch_if(sent > 0, fd);
         Ok(())
@@ -206,9 +177,7 @@ impl<H: Handler> EventLoop<H> {
     /// its life (`conn.rs`) and ask the selector for exactly the events it
     /// needs now (no system call if unchanged, as is usual). Returns them.
     fn update(&mut self, fd: RawFd, outcome: io::Result<()>) -> Events {
-        let Some(conn) = client(&mut self.selector, fd) else {
-            return Events::NONE;
-        };
+        let Ok(conn) = client(&mut self.selector, fd) else { return Events::NONE };
         let next = outcome.and_then(|()| conn.next(self.handler.owes(fd), &mut self.calls));
         if let Ok(Next::Linger) = next {
             self.guards.deadlines.linger(fd, conn.id);
@@ -227,7 +196,7 @@ impl<H: Handler> EventLoop<H> {
 
     /// End client `fd` on purpose if it is open (returns whether), `last` its last reply.
     fn end(&mut self, fd: RawFd, reason: &'static str, last: &[u8]) -> bool {
-        let open = client(&mut self.selector, fd).filter(|c| c.phase == Phase::Open);
+        let open = client(&mut self.selector, fd).ok().filter(|c| c.phase == Phase::Open);
         let Some(conn) = open else { return false };
         let sent = conn.respond(Some(reason), last, &mut self.calls, &self.totals);
         self.update(fd, sent);
@@ -237,17 +206,12 @@ impl<H: Handler> EventLoop<H> {
     /// Unregister, then close: in that order, so the selector never holds an
     /// fd number the kernel may hand to someone else. The guards forget it.
     fn close(&mut self, fd: RawFd, reason: &str) {
-        let Ok(Record::Client(conn)) = self.selector.unregister(fd) else {
-            return;
-        };
-        self.calls
-            .close(conn.fd, &format!("{}: {reason}", conn.addr));
+        let Ok(Record::Client(conn)) = self.selector.unregister(fd) else { return };
+        self.calls.close(conn.fd, &format!("{}: {reason}", conn.addr));
         self.guards.deadlines.forget(fd);
         self.guards.limits.forget(fd);
         self.handler.forget(fd);
-        self.guards
-            .spare
-            .restore(self.listener.as_ref(), &mut self.selector); // an fd is free
+        self.guards.spare.restore(self.listener.as_ref(), &mut self.selector); // an fd is free
     }
 
     /// SIGUSR1 prints the counters; SIGINT/SIGTERM stop accepting and end
@@ -255,12 +219,12 @@ impl<H: Handler> EventLoop<H> {
     fn on_signal(&mut self) -> io::Result<()> {
         let heard = self.guards.signals.take(&mut self.calls);
         if heard.report {
-            eprintln!("{}", self.summary().stats_line());
+            let now = Summary::of_loop(&self.selector, &self.calls, &self.totals, &self.handler);
+            eprintln!("{}", now.stats_line());
         }
         if let Some(listener) = self.listener.take_if(|_| heard.stop) {
             signals::stop_accepting(listener, &mut self.selector, &mut self.calls)?;
-            let fds: Vec<RawFd> = self.selector.keys().map(|key| key.fd).collect();
-            for fd in fds {
+            for fd in self.selector.keys().map(|key| key.fd).collect::<Vec<_>>() {
                 self.end(fd, "server stopping", b"");
             }
         }
@@ -274,16 +238,12 @@ impl<H: Handler> EventLoop<H> {
             self.update(fd, fed);
         }
     }
-
-    fn summary(&self) -> Summary {
-        Summary::of_loop(&self.selector, &self.calls, &self.totals, &self.handler)
-    }
 }
 
-/// The client record of `fd`, if it is one.
-fn client(selector: &mut Selector<Record>, fd: RawFd) -> Option<&mut Conn> {
+/// The client record of `fd` (an error if it is not one: it left).
+fn client(selector: &mut Selector<Record>, fd: RawFd) -> io::Result<&mut Conn> {
     match selector.get_key_mut(fd).map(|key| &mut key.data) {
-        Some(Record::Client(conn)) => Some(conn),
-        _ => None,
+        Some(Record::Client(conn)) => Ok(conn),
+        _ => Err(io::ErrorKind::NotFound.into()),
     }
 }

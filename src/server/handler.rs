@@ -101,11 +101,7 @@ pub struct Inline {
 impl Inline {
     /// An inline handler for `--echo`, `--max-line` and `--work-ms`.
     pub fn new(config: &Config) -> Inline {
-        Inline {
-            echo: config.echo,
-            max_line: config.max_line,
-            work: config.work,
-        }
+        Inline { echo: config.echo, max_line: config.max_line, work: config.work }
     }
 }
 
@@ -157,8 +153,5 @@ fn answer(inb: &mut Vec<u8>, fresh: &[u8], replies: &mut Vec<u8>, max_line: usiz
     if inb.is_empty() {
         *inb = Vec::new(); // give the memory back while idle
     }
-    Handled {
-        lines: answered.lines,
-        close: answered.too_long.then_some("line too long"),
-    }
+    Handled { lines: answered.lines, close: answered.too_long.then_some("line too long") }
 }

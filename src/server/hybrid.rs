@@ -83,11 +83,7 @@ enum Slot {
     /// the client is not read meanwhile.
     Waiting { id: u64 },
     /// Client `id`'s replies are ready, for the loop to take with `input`.
-    Done {
-        id: u64,
-        replies: Vec<u8>,
-        handled: Handled,
-    },
+    Done { id: u64, replies: Vec<u8>, handled: Handled },
 }
 
 /// The worker threads and their queue: hybrid mode's [`Handler`].
@@ -121,11 +117,10 @@ impl Pool {
                 .name(format!("worker-{i}"))
                 .stack_size(64 * 1024)
                 .spawn(move || {
-                    started.narrate_clone(&format!(
-                        "worker {i}: runs handlers, never touches a socket"
-                    ));
-                    work(i, &queue, &outbox, &config);
-                })?;
+                started
+                    .narrate_clone(&format!("worker {i}: runs handlers, never touches a socket"));
+                work(i, &queue, &outbox, &config);
+            })?;
             workers.push(worker);
         }
         Ok(Pool {
@@ -179,11 +174,7 @@ impl Handler for Pool {
         input.inb.extend_from_slice(input.fresh);
         let slot = self.slot(input.fd);
         let handled = match mem::replace(slot, Slot::Free) {
-            Slot::Done {
-                id,
-                replies: ready,
-                handled,
-            } if id == input.id => {
+            Slot::Done { id, replies: ready, handled } if id == input.id => {
                 replies.extend_from_slice(&ready);
                 handled
             }
@@ -205,12 +196,7 @@ impl Handler for Pool {
             *input.inb = Vec::new();
         }
         let (fd, id) = (input.fd, input.id);
-        if self.submit(Job {
-            fd,
-            id,
-            requests,
-            last,
-        }) {
+        if self.submit(Job { fd, id, requests, last }) {
             handled
         } else {
             let close = Some("the worker pool is gone");
@@ -256,21 +242,11 @@ impl Handler for Pool {
             Err(_) => Vec::new(),
         };
         let mut ready = Vec::new();
-        for Done {
-            fd,
-            id,
-            replies,
-            handled,
-        } in done
-        {
+        for Done { fd, id, replies, handled } in done {
             // A client that left while its work ran, or whose fd number went
             // to someone else since, is not told anything.
             if self.slot_of(fd) == &(Slot::Busy { id }) {
-                *self.slot(fd) = Slot::Done {
-                    id,
-                    replies,
-                    handled,
-                };
+                *self.slot(fd) = Slot::Done { id, replies, handled };
                 ready.push(fd);
             }
         }
@@ -339,12 +315,7 @@ fn work(i: usize, queue: &Mutex<mpsc::Receiver<Job>>, outbox: &Outbox, config: &
             thread::sleep(config.work * lines.max(1) as u32);
         }
         let close = too_long.then_some("line too long");
-        let done = Done {
-            fd: job.fd,
-            id: job.id,
-            replies,
-            handled: Handled { lines, close },
-        };
+        let done = Done { fd: job.fd, id: job.id, replies, handled: Handled { lines, close } };
         let first = match outbox.finished.lock() {
             Ok(mut list) => {
                 list.push(done);
@@ -418,9 +389,7 @@ impl Waker {
     fn new() -> io::Result<Waker> {
         use nix::sys::eventfd::{EfdFlags, EventFd};
         let flags = EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK;
-        Ok(Waker {
-            fd: EventFd::from_value_and_flags(0, flags)?,
-        })
+        Ok(Waker { fd: EventFd::from_value_and_flags(0, flags)? })
     }
     fn read_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
@@ -448,9 +417,7 @@ impl Waker {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 impl Waker {
     fn new() -> io::Result<Waker> {
-        Ok(Waker {
-            pipe: super::signals::nonblocking_pipe()?,
-        })
+        Ok(Waker { pipe: super::signals::nonblocking_pipe()? })
     }
     fn read_fd(&self) -> RawFd {
         self.pipe.0.as_raw_fd()

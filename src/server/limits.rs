@@ -69,10 +69,7 @@ impl Limits {
     /// The client on `fd` is gone.
     pub fn forget(&mut self, fd: RawFd) {
         self.clients -= 1;
-        if let Some(paused) = usize::try_from(fd)
-            .ok()
-            .and_then(|i| self.paused.get_mut(i))
-        {
+        if let Some(paused) = usize::try_from(fd).ok().and_then(|i| self.paused.get_mut(i)) {
             *paused = false;
         }
     }

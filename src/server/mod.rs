@@ -193,9 +193,7 @@ pub struct Config {
 pub type Idle = Option<Duration>;
 
 fn millis(s: &str) -> Result<Duration, String> {
-    s.parse()
-        .map(Duration::from_millis)
-        .map_err(|e| format!("{e}"))
+    s.parse().map(Duration::from_millis).map_err(|e| format!("{e}"))
 }
 
 fn seconds_or_never(s: &str) -> Result<Idle, String> {
@@ -294,11 +292,7 @@ impl Summary {
             Backend::Select => vec![("select", stats.waits)],
         };
         syscalls.extend(calls.named());
-        Summary {
-            totals: totals.snapshot(),
-            syscalls,
-            wakeups: Some((stats.waits, stats.events)),
-        }
+        Summary { totals: totals.snapshot(), syscalls, wakeups: Some((stats.waits, stats.events)) }
     }
 
     /// Add another event loop's counts into this one (`--workers N`).

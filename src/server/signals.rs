@@ -153,11 +153,8 @@ mod ffi {
 
     /// `sigaction(signal, {on_signal, no SA_RESTART})`.
     pub(super) fn catch(signal: Signal) -> io::Result<()> {
-        let action = SigAction::new(
-            SigHandler::Handler(on_signal),
-            SaFlags::empty(),
-            SigSet::empty(),
-        );
+        let action =
+            SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
         // SAFETY: `on_signal` only makes async-signal-safe calls (write(2)
         // and errno access) and touches only atomics.
         unsafe { sigaction(signal, &action) }?;

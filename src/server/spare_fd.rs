@@ -30,9 +30,7 @@ pub struct SpareFd {
 impl SpareFd {
     /// Open the spare (on `/dev/null`).
     pub fn new() -> SpareFd {
-        SpareFd {
-            file: File::open("/dev/null").ok(),
-        }
+        SpareFd { file: File::open("/dev/null").ok() }
     }
 
     /// `accept` failed with `e`: whether to go on accepting. EAGAIN: the

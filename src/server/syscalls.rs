@@ -33,10 +33,7 @@ pub struct Syscalls {
 impl Syscalls {
     /// Counters that narrate when `trace` is set.
     pub fn new(trace: bool) -> Syscalls {
-        Syscalls {
-            trace,
-            ..Syscalls::default()
-        }
+        Syscalls { trace, ..Syscalls::default() }
     }
 
     /// `accept4(listener, ..., SOCK_CLOEXEC[|SOCK_NONBLOCK])`.
@@ -60,11 +57,7 @@ impl Syscalls {
                     client.as_raw_fd().to_string(),
                     format!("new client {addr}"),
                 ),
-                Err(e) => (
-                    "NULL, NULL".into(),
-                    trace::result(Err(e)),
-                    accept_failure(e).into(),
-                ),
+                Err(e) => ("NULL, NULL".into(), trace::result(Err(e)), accept_failure(e).into()),
             };
             let call = format_args!("{}({fd}, {addr}{flags})", net::ACCEPT_CALL);
             trace::line(call, &result, format_args!("{why}"));
@@ -86,16 +79,9 @@ impl Syscalls {
         self.setsockopt += 1;
         let r = net::no_delay(fd);
         if self.trace {
-            let call = format_args!(
-                "setsockopt({}, SOL_TCP, TCP_NODELAY, [1], 4)",
-                fd.as_raw_fd()
-            );
+            let call = format_args!("setsockopt({}, SOL_TCP, TCP_NODELAY, [1], 4)", fd.as_raw_fd());
             let why = "replies leave at once: no Nagle delay";
-            trace::line(
-                call,
-                &trace::result(r.as_ref().map(|()| 0)),
-                format_args!("{why}"),
-            );
+            trace::line(call, &trace::result(r.as_ref().map(|()| 0)), format_args!("{why}"));
         }
     }
 
@@ -121,11 +107,7 @@ impl Syscalls {
                 Err(e) => format!("{who}: {e}"),
             };
             let call = format_args!("read({}, {shown}, {})", fd.as_raw_fd(), buf.len());
-            trace::line(
-                call,
-                &trace::result(r.as_ref().map(|&n| n as i64)),
-                format_args!("{why}"),
-            );
+            trace::line(call, &trace::result(r.as_ref().map(|&n| n as i64)), format_args!("{why}"));
         }
         r
     }
@@ -138,10 +120,7 @@ impl Syscalls {
             let why = match &r {
                 Ok(n) if *n == buf.len() => format!("replies to {who}"),
                 Ok(n) => {
-                    format!(
-                        "the kernel took {n} of {} bytes: its send buffer is full",
-                        buf.len()
-                    )
+                    format!("the kernel took {n} of {} bytes: its send buffer is full", buf.len())
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     "send buffer full: wait for EVENT_WRITE".into()
@@ -154,11 +133,7 @@ impl Syscalls {
                 buf.len(),
                 SEND_FLAGS
             );
-            trace::line(
-                call,
-                &trace::result(r.as_ref().map(|&n| n as i64)),
-                format_args!("{why}"),
-            );
+            trace::line(call, &trace::result(r.as_ref().map(|&n| n as i64)), format_args!("{why}"));
         }
         r
     }
@@ -169,11 +144,7 @@ impl Syscalls {
         let r = net::shutdown_write(fd);
         if self.trace {
             let call = format_args!("shutdown({fd}, SHUT_WR)");
-            trace::line(
-                call,
-                &trace::result(r.as_ref().map(|()| 0)),
-                format_args!("{why}"),
-            );
+            trace::line(call, &trace::result(r.as_ref().map(|()| 0)), format_args!("{why}"));
         }
         r
     }
@@ -236,11 +207,7 @@ const SEND_FLAGS: &str = "MSG_NOSIGNAL";
 const SEND_FLAGS: &str = "0";
 
 /// Whether `accept4` sets the flags in the same call (see `sys::accept`).
-const ACCEPT4: bool = cfg!(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd"
-));
+const ACCEPT4: bool = cfg!(any(target_os = "linux", target_os = "android", target_os = "freebsd"));
 
 /// Without `accept4`, the flags take calls of their own: narrate them too.
 fn narrate_accept_extras(fd: RawFd, nonblocking: bool) {
@@ -255,9 +222,7 @@ fn narrate_accept_extras(fd: RawFd, nonblocking: bool) {
         line(&format!("fcntl({fd}, F_SETFL, O_RDWR|O_NONBLOCK)"));
     }
     if cfg!(any(target_os = "macos", target_os = "ios")) {
-        line(&format!(
-            "setsockopt({fd}, SOL_SOCKET, SO_NOSIGPIPE, [1], 4)"
-        ));
+        line(&format!("setsockopt({fd}, SOL_SOCKET, SO_NOSIGPIPE, [1], 4)"));
     }
 }
 

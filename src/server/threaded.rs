@@ -76,15 +76,12 @@ pub fn serve(
     let wake_addr = listener.local_addr()?;
     let watcher = {
         let shared = Arc::clone(&shared);
-        thread::Builder::new()
-            .name("signals".into())
-            .stack_size(STACK_SIZE)
-            .spawn(move || {
-                // From inside: only here is the new thread's id known.
-                let calls = Syscalls::new(shared.config.trace);
-                calls.narrate_clone("the signal watcher: sigwait(SIGINT, SIGTERM)");
-                watch_signals(signals, &shared, wake_addr);
-            })?
+        thread::Builder::new().name("signals".into()).stack_size(STACK_SIZE).spawn(move || {
+            // From inside: only here is the new thread's id known.
+            let calls = Syscalls::new(shared.config.trace);
+            calls.narrate_clone("the signal watcher: sigwait(SIGINT, SIGTERM)");
+            watch_signals(signals, &shared, wake_addr);
+        })?
     };
     let mut calls = Syscalls::new(config.trace);
     calls.clone += 1;
@@ -129,13 +126,11 @@ pub fn serve(
             None => {
                 let shared = Arc::clone(&shared);
                 let job = Job { id, addr, stream };
-                let spawned = thread::Builder::new()
-                    .stack_size(STACK_SIZE)
-                    .spawn(move || {
-                        let calls = Syscalls::new(shared.config.trace);
-                        calls.narrate_clone(&format!("a new thread for client {}", job.addr));
-                        serve_one(&shared, job, calls);
-                    });
+                let spawned = thread::Builder::new().stack_size(STACK_SIZE).spawn(move || {
+                    let calls = Syscalls::new(shared.config.trace);
+                    calls.narrate_clone(&format!("a new thread for client {}", job.addr));
+                    serve_one(&shared, job, calls);
+                });
                 match spawned {
                     Ok(handle) => {
                         calls.clone += 1;
@@ -161,11 +156,7 @@ pub fn serve(
     if let Ok(shared_calls) = shared.calls.lock() {
         calls.absorb(&shared_calls);
     }
-    Ok(Summary {
-        totals: shared.totals.snapshot(),
-        syscalls: calls.named(),
-        wakeups: None,
-    })
+    Ok(Summary { totals: shared.totals.snapshot(), syscalls: calls.named(), wakeups: None })
 }
 
 /// A connection handed to a thread.
@@ -177,14 +168,8 @@ struct Job {
 
 /// One client, then forget it and close it.
 fn serve_one(shared: &Shared, job: Job, mut calls: Syscalls) {
-    let outcome = serve_client(
-        &job.stream,
-        &job.addr,
-        &shared.config,
-        &shared.totals,
-        &mut calls,
-        &|| false,
-    );
+    let outcome =
+        serve_client(&job.stream, &job.addr, &shared.config, &shared.totals, &mut calls, &|| false);
     let why = match outcome {
         Ok(()) => format!("{}: client done", job.addr),
         Err(e) => format!("{}: {e}", job.addr),
@@ -217,11 +202,7 @@ fn watch_signals(signals: SigSet, shared: &Shared, wake_addr: SocketAddr) {
             // as it ends, so those of connections still open are not in yet.
             Ok(Signal::SIGUSR1) => {
                 let syscalls = shared.calls.lock().map(|c| c.named()).unwrap_or_default();
-                let summary = Summary {
-                    totals: shared.totals.snapshot(),
-                    syscalls,
-                    wakeups: None,
-                };
+                let summary = Summary { totals: shared.totals.snapshot(), syscalls, wakeups: None };
                 eprintln!("{}", summary.stats_line());
             }
             Ok(_) => break,

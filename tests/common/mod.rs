@@ -20,20 +20,17 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_pingpong");
 /// Every server mode this build has.
 #[allow(dead_code)]
 #[cfg(all(target_os = "linux", not(kqueue)))]
-pub const ALL_MODES: &[&str] = &[
-    "blocking", "epoll", "poll", "select", "threads", "pool", "hybrid",
-];
+pub const ALL_MODES: &[&str] =
+    &["blocking", "epoll", "poll", "select", "threads", "pool", "hybrid"];
 /// Linux linked against libkqueue (`make test-kqueue`) has kqueue as well.
 #[allow(dead_code)]
 #[cfg(all(target_os = "linux", kqueue))]
-pub const ALL_MODES: &[&str] = &[
-    "blocking", "epoll", "kqueue", "poll", "select", "threads", "pool", "hybrid",
-];
+pub const ALL_MODES: &[&str] =
+    &["blocking", "epoll", "kqueue", "poll", "select", "threads", "pool", "hybrid"];
 #[allow(dead_code)]
 #[cfg(not(target_os = "linux"))]
-pub const ALL_MODES: &[&str] = &[
-    "blocking", "kqueue", "poll", "select", "threads", "pool", "hybrid",
-];
+pub const ALL_MODES: &[&str] =
+    &["blocking", "kqueue", "poll", "select", "threads", "pool", "hybrid"];
 
 /// How long anything that should happen may take, on a slow, busy machine.
 /// Waits end as soon as the thing happens, so a wide margin costs nothing.
@@ -118,19 +115,12 @@ impl Server {
             None => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!(
-                    "{} server still running {PATIENCE:?} after SIGTERM; killed",
-                    self.mode
-                );
+                panic!("{} server still running {PATIENCE:?} after SIGTERM; killed", self.mode);
             }
         };
         let join =
             |h: Option<JoinHandle<String>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
-        Stopped {
-            status,
-            stdout: join(self.stdout.take()),
-            stderr: join(self.stderr.take()),
-        }
+        Stopped { status, stdout: join(self.stdout.take()), stderr: join(self.stderr.take()) }
     }
 }
 
@@ -153,11 +143,7 @@ fn parse_banner(line: &str, mode: &str, pid: u32) -> SocketAddr {
     let Some((addr, rest)) = parsed else {
         panic!("unexpected start-up line: {line:?}");
     };
-    assert_eq!(
-        rest,
-        format!("{mode}, pid {pid}"),
-        "start-up line: {line:?}"
-    );
+    assert_eq!(rest, format!("{mode}, pid {pid}"), "start-up line: {line:?}");
     addr
 }
 
@@ -233,9 +219,7 @@ pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Output {
 pub fn run_client(addr: SocketAddr, args: &[&str]) -> Output {
     let (host, port) = (addr.ip().to_string(), addr.port().to_string());
     run_with_timeout(
-        Command::new(BIN)
-            .args(["client", "--host", &host, "--port", &port])
-            .args(args),
+        Command::new(BIN).args(["client", "--host", &host, "--port", &port]).args(args),
         Duration::from_secs(60),
     )
 }
@@ -246,9 +230,7 @@ pub fn ping_pong(mut stream: &TcpStream, n: usize) {
     for i in 1..=n {
         stream.write_all(b"ping\n").expect("send ping");
         let mut reply = [0u8; 5];
-        stream
-            .read_exact(&mut reply)
-            .unwrap_or_else(|e| panic!("reading pong {i}/{n}: {e}"));
+        stream.read_exact(&mut reply).unwrap_or_else(|e| panic!("reading pong {i}/{n}: {e}"));
         assert_eq!(&reply, b"pong\n", "reply {i}/{n}");
     }
 }
