@@ -1,5 +1,7 @@
 //! `pingpong`: the command line only. Parse, pick the mode, run.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -9,7 +9,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::{sys, timeout_ms, Events, EVENT_READ, EVENT_WRITE};
+use super::events::{timeout_ms, Events, EVENT_READ, EVENT_WRITE};
+use super::sys;
 use crate::trace;
 
 /// The first `epoll_wait` asks for this many events; the buffer doubles each

@@ -15,7 +15,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::{sys, Events, EVENT_READ, EVENT_WRITE};
+use super::events::{Events, EVENT_READ, EVENT_WRITE};
+use super::sys;
 // Linux has no kqueue in the libc crate: with libkqueue, the same names come
 // from our declarations of its header (libkqueue.rs).
 #[cfg(libkqueue)]

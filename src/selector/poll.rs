@@ -10,7 +10,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::{sys, timeout_ms, Events, EVENT_READ, EVENT_WRITE};
+use super::events::{timeout_ms, Events, EVENT_READ, EVENT_WRITE};
+use super::sys;
 use crate::trace;
 
 pub(crate) struct Poller {

@@ -13,8 +13,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use super::events::{Events, EVENT_READ, EVENT_WRITE};
 use super::sys::{self, FdSet};
-use super::{Events, EVENT_READ, EVENT_WRITE};
 use crate::trace;
 
 pub(crate) struct Poller {

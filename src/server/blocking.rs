@@ -18,9 +18,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use super::config::Config;
 use super::signals::{self, Signals};
+use super::summary::{Summary, Totals};
 use super::syscalls::Syscalls;
-use super::{Config, Summary, Totals};
 use crate::protocol;
 
 /// Read buffer per client. Smaller than the event loop's single 64 KiB

@@ -17,8 +17,8 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::summary::Totals;
 use super::syscalls::Syscalls;
-use super::Totals;
 use crate::selector::{Events, EVENT_READ, EVENT_WRITE};
 
 /// Where a connection is in its life.

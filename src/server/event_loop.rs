@@ -18,8 +18,9 @@
 
 use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::RawFd};
 
+use super::syscalls::Syscalls;
+use super::{config::Config, handler::Handler, handler::Input, summary::Summary, summary::Totals};
 use super::{conn::Conn, conn::Next, conn::Phase, deadlines::Due, guards::Guards, signals};
-use super::{handler::Handler, handler::Input, syscalls::Syscalls, Config, Summary, Totals};
 use crate::protocol;
 use crate::selector::{Backend, Events, Selector, EVENT_READ};
 

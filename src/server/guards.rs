@@ -15,11 +15,11 @@
 
 use std::io;
 
+use super::config::Config;
 use super::deadlines::Deadlines;
 use super::limits::Limits;
 use super::signals::Signals;
 use super::spare_fd::SpareFd;
-use super::Config;
 
 /// One of each guard, for one event loop.
 pub struct Guards {

@@ -17,8 +17,8 @@
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use super::config::Config;
 use super::syscalls::Syscalls;
-use super::Config;
 use crate::protocol;
 
 /// One client's unanswered input, lent by the loop to the handler.

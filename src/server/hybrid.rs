@@ -36,9 +36,9 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use super::config::Config;
 use super::handler::{Handled, Handler, Input};
 use super::syscalls::Syscalls;
-use super::Config;
 use crate::protocol::{self, find_newline};
 use crate::trace;
 

@@ -13,7 +13,7 @@
 
 use std::os::fd::RawFd;
 
-use super::Config;
+use super::config::Config;
 
 /// The limits, the clients served, and which are paused by backpressure.
 pub struct Limits {

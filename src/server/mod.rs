@@ -16,19 +16,19 @@
 use std::fmt;
 use std::io::{self, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
 use crate::net;
-use crate::selector::{Backend, Selector};
-use handler::{Handler, Inline};
-use syscalls::Syscalls;
+use crate::selector::Backend;
+pub use config::{default_max_clients, default_workers, Config, Idle};
+use handler::Inline;
+pub use summary::{Summary, Totals};
 
 pub mod blocking;
+pub mod config;
 pub mod conn;
 pub mod deadlines;
 pub mod event_loop;
@@ -39,6 +39,7 @@ pub mod limits;
 pub mod reuseport;
 pub mod signals;
 pub mod spare_fd;
+pub mod summary;
 pub mod syscalls;
 pub mod threaded;
 
@@ -141,221 +142,6 @@ impl ValueEnum for Mode {
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
         Some(PossibleValue::new(self.name()).help(self.help()))
-    }
-}
-
-/// Everything `pingpong serve` can be told. The command line is this struct
-/// (clap derive), so each default is written once, here.
-#[derive(Clone, Debug, clap::Args)]
-pub struct Config {
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    /// 0 picks any free port (the start-up line names it).
-    #[arg(long, default_value_t = 8000)]
-    pub port: u16,
-    #[arg(long, default_value_t = 128)]
-    pub backlog: i32,
-    /// Milliseconds the handler spends before each reply: the slow-handler lesson.
-    #[arg(long = "work-ms", value_name = "MS", default_value = "0", value_parser = millis)]
-    pub work: Duration,
-    /// Raw echo (RFC 862): send back every byte, no lines.
-    #[arg(long)]
-    pub echo: bool,
-    /// Longest line accepted, in bytes, not counting its ending.
-    #[arg(long, default_value_t = crate::protocol::DEFAULT_MAX_LINE)]
-    pub max_line: usize,
-    /// Threads in pool and hybrid modes [default: min(32, CPUs + 4)]; event
-    /// loops in the selector modes [default: 1]
-    #[arg(long)]
-    pub workers: Option<usize>,
-    /// Edge-triggered selector (EPOLLET / EV_CLEAR; epoll and kqueue only).
-    #[arg(long)]
-    pub edge: bool,
-    /// Print counters (system calls, lines, bytes) on exit.
-    #[arg(long)]
-    pub stats: bool,
-    /// Narrate every system call on stderr, as strace would show it.
-    #[arg(long)]
-    pub trace: bool,
-    /// Close clients silent for this many seconds (0 = never).
-    #[arg(long, value_name = "SECS", default_value = "300", value_parser = seconds_or_never)]
-    pub idle_timeout: Idle,
-    /// Clients served at once; the next one is told `error: server busy`
-    /// [default: from RLIMIT_NOFILE]
-    #[arg(long, default_value_t = default_max_clients(), hide_default_value = true)]
-    pub max_clients: usize,
-    /// Unsent reply bytes per client before the server stops reading it.
-    #[arg(long, default_value_t = 1 << 20)]
-    pub max_pending: usize,
-}
-
-/// `--idle-timeout`: how long a client may stay silent (`None` = forever).
-pub type Idle = Option<Duration>;
-
-fn millis(s: &str) -> Result<Duration, String> {
-    s.parse().map(Duration::from_millis).map_err(|e| format!("{e}"))
-}
-
-fn seconds_or_never(s: &str) -> Result<Idle, String> {
-    let secs: u64 = s.parse().map_err(|e| format!("{e}"))?;
-    Ok((secs > 0).then(|| Duration::from_secs(secs)))
-}
-
-/// The defaults of the command line, as `pingpong serve` with no options.
-impl Default for Config {
-    fn default() -> Config {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            config: Config,
-        }
-        <Defaults as clap::Parser>::parse_from(["serve"]).config
-    }
-}
-
-impl Config {
-    /// Worker threads for `pool` and `hybrid`.
-    pub fn pool_size(&self) -> usize {
-        self.workers.unwrap_or_else(default_workers).max(1)
-    }
-}
-
-/// Python's `ThreadPoolExecutor` default: min(32, CPUs + 4).
-pub fn default_workers() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cpus + 4).min(32)
-}
-
-/// The default `--max-clients`: what RLIMIT_NOFILE leaves after a reserve
-/// for the listener, the selector, the signal pipe and the spare fd.
-pub fn default_max_clients() -> usize {
-    const RESERVE: libc::rlim_t = 16; // rlim_t: u64 on Linux, i64 on FreeBSD
-    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .unwrap_or((1024, 1024));
-    soft.saturating_sub(RESERVE).max(1) as usize
-}
-
-/// What a server did, printed as one line when it stops.
-#[derive(Default)]
-pub struct Totals {
-    pub connections: AtomicU64,
-    pub lines: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-}
-
-impl Totals {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
-    }
-
-    /// A copy of the current values.
-    pub fn snapshot(&self) -> Totals {
-        let copy = |c: &AtomicU64| AtomicU64::new(c.load(Relaxed));
-        Totals {
-            connections: copy(&self.connections),
-            lines: copy(&self.lines),
-            bytes_in: copy(&self.bytes_in),
-            bytes_out: copy(&self.bytes_out),
-        }
-    }
-}
-
-/// The last line a server prints: totals and the system calls it made, by
-/// kind (for selector modes, the waits and registrations too).
-pub struct Summary {
-    pub totals: Totals,
-    /// `(name, count)` for each system call the server made, by kind.
-    pub syscalls: Vec<(&'static str, u64)>,
-    /// Selector modes: how many times the wait returned, and the events it
-    /// delivered in all.
-    pub wakeups: Option<(u64, u64)>,
-}
-
-impl Summary {
-    /// An event loop's summary: its totals, the selector's calls (named as
-    /// strace shows them for its backend), then the socket calls, its own
-    /// and those of the handler's threads.
-    pub fn of_loop<T>(
-        selector: &Selector<T>,
-        calls: &Syscalls,
-        totals: &Totals,
-        handler: &impl Handler,
-    ) -> Summary {
-        let mut calls = calls.clone();
-        handler.count(&mut calls);
-        let stats = selector.stats();
-        let mut syscalls = match selector.backend() {
-            Backend::Epoll => vec![("epoll_wait", stats.waits), ("epoll_ctl", stats.ctl_calls)],
-            Backend::Kqueue => vec![("kevent", stats.waits + stats.ctl_calls)],
-            Backend::Poll => vec![("poll", stats.waits)],
-            Backend::Select => vec![("select", stats.waits)],
-        };
-        syscalls.extend(calls.named());
-        Summary { totals: totals.snapshot(), syscalls, wakeups: Some((stats.waits, stats.events)) }
-    }
-
-    /// Add another event loop's counts into this one (`--workers N`).
-    pub fn absorb(&mut self, other: &Summary) {
-        let (t, o) = (&self.totals, &other.totals);
-        Totals::add(&t.connections, o.connections.load(Relaxed));
-        Totals::add(&t.lines, o.lines.load(Relaxed));
-        Totals::add(&t.bytes_in, o.bytes_in.load(Relaxed));
-        Totals::add(&t.bytes_out, o.bytes_out.load(Relaxed));
-        for (name, count) in &other.syscalls {
-            match self.syscalls.iter_mut().find(|(n, _)| n == name) {
-                Some((_, mine)) => *mine += count,
-                None => self.syscalls.push((name, *count)),
-            }
-        }
-        if let (Some((w, e)), Some((ow, oe))) = (&mut self.wakeups, other.wakeups) {
-            *w += ow;
-            *e += oe;
-        }
-    }
-
-    /// `--stats`: every counter as `key=value`, one line, for people and for
-    /// the benchmark alike.
-    pub fn stats_line(&self) -> String {
-        let t = &self.totals;
-        let mut line = format!(
-            "stats: connections={} lines={} bytes_in={} bytes_out={}",
-            t.connections.load(Relaxed),
-            t.lines.load(Relaxed),
-            t.bytes_in.load(Relaxed),
-            t.bytes_out.load(Relaxed),
-        );
-        if let Some((wakeups, events)) = self.wakeups {
-            let per = events as f64 / wakeups.max(1) as f64;
-            line += &format!(" wakeups={wakeups} events={events} events_per_wakeup={per:.2}");
-        }
-        let total: u64 = self.syscalls.iter().map(|(_, n)| n).sum();
-        line += &format!(" syscalls={total}");
-        for (name, count) in &self.syscalls {
-            line += &format!(" {name}={count}");
-        }
-        line
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = &self.totals;
-        write!(
-            f,
-            "served {} connections, {} lines, {} bytes in, {} bytes out",
-            t.connections.load(Relaxed),
-            t.lines.load(Relaxed),
-            t.bytes_in.load(Relaxed),
-            t.bytes_out.load(Relaxed),
-        )?;
-        if !self.syscalls.is_empty() {
-            f.write_str("; syscalls:")?;
-            for (name, count) in &self.syscalls {
-                write!(f, " {name} {count}")?;
-            }
-        }
-        Ok(())
     }
 }
 

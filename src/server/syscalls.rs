@@ -159,8 +159,9 @@ impl Syscalls {
         }
     }
 
-    /// Narrate the start of a thread (the thread modes): strace shows a
-    /// `clone3` in the parent, returning the new thread's id.
+    /// Narrate the start of a thread: strace shows a `clone3` in the parent,
+    /// returning the new thread's id. Call it first thing in the new thread,
+    /// where that id is known for certain (it is the caller's, `gettid`).
     pub fn narrate_clone(&self, why: &str) {
         if self.trace {
             let tid = thread_id();

@@ -34,8 +34,10 @@ use std::thread;
 
 use nix::sys::signal::{SigSet, Signal};
 
+use super::blocking::serve_client;
+use super::config::Config;
+use super::summary::{Summary, Totals};
 use super::syscalls::Syscalls;
-use super::{blocking::serve_client, Config, Summary, Totals};
 
 /// Stack per client thread. The default is 2 MiB (8 MiB for the main
 /// thread); a client's loop needs a few KiB, and small stacks are what let

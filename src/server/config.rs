@@ -1,0 +1,95 @@
+//! What `pingpong serve` can be told: the command line is the [`Config`]
+//! struct (clap derive), so each option and its default are written once.
+
+use std::time::Duration;
+
+/// Everything `pingpong serve` can be told. The command line is this struct
+/// (clap derive), so each default is written once, here.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Config {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// 0 picks any free port (the start-up line names it).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    #[arg(long, default_value_t = 128)]
+    pub backlog: i32,
+    /// Milliseconds the handler spends before each reply: the slow-handler lesson.
+    #[arg(long = "work-ms", value_name = "MS", default_value = "0", value_parser = millis)]
+    pub work: Duration,
+    /// Raw echo (RFC 862): send back every byte, no lines.
+    #[arg(long)]
+    pub echo: bool,
+    /// Longest line accepted, in bytes, not counting its ending.
+    #[arg(long, default_value_t = crate::protocol::DEFAULT_MAX_LINE)]
+    pub max_line: usize,
+    /// Threads in pool and hybrid modes [default: min(32, CPUs + 4)]; event
+    /// loops in the selector modes [default: 1]
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Edge-triggered selector (EPOLLET / EV_CLEAR; epoll and kqueue only).
+    #[arg(long)]
+    pub edge: bool,
+    /// Print counters (system calls, lines, bytes) on exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Narrate every system call on stderr, as strace would show it.
+    #[arg(long)]
+    pub trace: bool,
+    /// Close clients silent for this many seconds (0 = never).
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = seconds_or_never)]
+    pub idle_timeout: Idle,
+    /// Clients served at once; the next one is told `error: server busy`
+    /// [default: from RLIMIT_NOFILE]
+    #[arg(long, default_value_t = default_max_clients(), hide_default_value = true)]
+    pub max_clients: usize,
+    /// Unsent reply bytes per client before the server stops reading it.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_pending: usize,
+}
+
+/// `--idle-timeout`: how long a client may stay silent (`None` = forever).
+pub type Idle = Option<Duration>;
+
+fn millis(s: &str) -> Result<Duration, String> {
+    s.parse().map(Duration::from_millis).map_err(|e| format!("{e}"))
+}
+
+fn seconds_or_never(s: &str) -> Result<Idle, String> {
+    let secs: u64 = s.parse().map_err(|e| format!("{e}"))?;
+    Ok((secs > 0).then(|| Duration::from_secs(secs)))
+}
+
+/// The defaults of the command line, as `pingpong serve` with no options.
+impl Default for Config {
+    fn default() -> Config {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Defaults as clap::Parser>::parse_from(["serve"]).config
+    }
+}
+
+impl Config {
+    /// Worker threads for `pool` and `hybrid`.
+    pub fn pool_size(&self) -> usize {
+        self.workers.unwrap_or_else(default_workers).max(1)
+    }
+}
+
+/// Python's `ThreadPoolExecutor` default: min(32, CPUs + 4).
+pub fn default_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus + 4).min(32)
+}
+
+/// The default `--max-clients`: what RLIMIT_NOFILE leaves after a reserve
+/// for the listener, the selector, the signal pipe and the spare fd.
+pub fn default_max_clients() -> usize {
+    const RESERVE: libc::rlim_t = 16; // rlim_t: u64 on Linux, i64 on FreeBSD
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap_or((1024, 1024));
+    soft.saturating_sub(RESERVE).max(1) as usize
+}
