@@ -22,21 +22,25 @@ use super::signals::Signals;
 use super::spare_fd::SpareFd;
 
 /// One of each guard, for one event loop.
+/// (Fields drop in this order: the signal pipe is closed before the spare.)
 pub struct Guards {
+    pub signals: Signals,
     pub spare: SpareFd,
     pub limits: Limits,
     pub deadlines: Deadlines,
-    pub signals: Signals,
 }
 
 impl Guards {
     /// The guards `config` asks for; the signal handlers are installed.
     pub fn new(config: &Config) -> io::Result<Guards> {
+        // The signal pipe first, then the spare: their fds come in that order.
+        let signals = Signals::install()?;
+        let spare = SpareFd::new();
         Ok(Guards {
-            spare: SpareFd::new(),
+            signals,
+            spare,
             limits: Limits::new(config),
             deadlines: Deadlines::new(config.idle_timeout),
-            signals: Signals::install()?,
         })
     }
 }

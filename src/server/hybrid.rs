@@ -23,9 +23,15 @@
 //! clients, which is what a server has. Lines that arrive meanwhile wait in the
 //! connection's input buffer (up to `READ_AHEAD`, then TCP holds the rest).
 //!
-//! **Bounds.** The job queue holds `2 × workers` jobs. When it is full, the
-//! loop does not grow it: the connection keeps its lines, stops being read
-//! (EVENT_READ dropped) and waits in line for room.
+//! **Bounds.** The job queue holds `2 × workers` jobs. When it is full, it
+//! does not grow: the job waits in a line of its own (one job per connection
+//! at most, so that line is bounded by the clients), the connection stops
+//! being read (EVENT_READ dropped), and it gets the queue's room in turn.
+//!
+//! **Back to the loop.** A finished job's replies wait in the client's slot
+//! here; the waker tells the loop which clients have some (`finished`), and
+//! the loop collects them with its next [`Handler::input`] for that client,
+//! the same call that hands over the next batch of lines.
 
 use std::collections::VecDeque;
 use std::io;

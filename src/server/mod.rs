@@ -1,17 +1,23 @@
 //! The servers: one file per mode, all speaking [`crate::protocol`].
 //!
-//! | mode                          | file            | how it waits                           |
-//! |-------------------------------|-----------------|----------------------------------------|
-//! | `blocking`                    | `blocking.rs`   | in `accept`, then in one client's `read` |
-//! | `epoll`/`kqueue`/`poll`/`select` | `event_loop.rs` | in the selector, for every fd at once  |
-//! | `threads`, `pool`             | `threaded.rs`   | one blocked thread per client          |
-//! | `hybrid`                      | `hybrid.rs`     | in the selector; workers wait for jobs |
+//! | mode                             | file            | how it waits                             |
+//! |----------------------------------|-----------------|------------------------------------------|
+//! | `blocking`                       | `blocking.rs`   | in `accept`, then in one client's `read` |
+//! | `epoll`/`kqueue`/`poll`/`select` | `event_loop.rs` | in the selector, for every fd at once    |
+//! | `threads`, `pool`                | `threaded.rs`   | one blocked thread per client            |
+//! | `hybrid`                         | `hybrid.rs`     | in the selector; workers wait for jobs   |
 //!
-//! Every socket call goes through `syscalls.rs` (counted, narrated by
-//! `--trace`); the selector modes keep their deadlines in `deadlines.rs`.
+//! The event loop is the course's, and only that; around it, each in a file
+//! of its own: the connection's life (`conn.rs`), the handler that answers
+//! (`handler.rs`: inline, or hybrid's pool), and the guards (`guards.rs`
+//! lists them: `spare_fd.rs`, `limits.rs`, `deadlines.rs`, `signals.rs`;
+//! `reuseport.rs` runs several loops). Every socket call goes through
+//! `syscalls.rs` (counted, narrated by `--trace`). The command line is
+//! `config.rs`; what a server did, `summary.rs`.
 //!
 //! [`serve`] binds the listener, prints the start-up line and hands over to
-//! the mode; each mode returns a [`Summary`] printed on the way out.
+//! the mode; each mode returns a [`Summary`] printed on the way out. Adding a
+//! mode is a variant of [`Mode`], its arm in [`serve`], and its file.
 
 use std::fmt;
 use std::io::{self, Write};
