@@ -42,6 +42,7 @@ else
 	$(LIBKQUEUE_BUILD) $(LIBKQUEUE_DIR)
 	PINGPONG_LIBKQUEUE=$(LIBKQUEUE_DIR) $(CARGO) test --test selector --test servers --test hostile \
 		-- kqueue:: every_available_backend_is_tested
+	PINGPONG_LIBKQUEUE=$(LIBKQUEUE_DIR) $(CARGO) clippy --all-targets -- -D warnings
 endif
 
 check-platforms: ## type-check and lint the crate for macOS, FreeBSD, NetBSD, OpenBSD
