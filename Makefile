@@ -72,8 +72,13 @@ run-blocking: build ## one client at a time
 client: build ## N clients (default 5) x M pings (default 10) against HOST:PORT
 	$(BIN) client --host $(HOST) --port $(PORT) --num-clients $(N) --messages $(M) $(ARGS)
 
-demo-stall: build ## slow handler (200 ms): epoll stalls everyone; threads, pool and hybrid do not
-	@scripts/demo-stall.sh $(BIN)
+# demo-stall measures and draws with pingpong-stall, a small program of the
+# benchmark's package (bench/src/bin/pingpong-stall.rs).
+STALL := target/release/pingpong-stall
+
+demo-stall: build ## slow handler (200 ms): epoll stalls everyone; threads, pool and hybrid do not; demo-out/stall-timeline.svg
+	@$(CARGO) build --release --quiet -p pingpong-bench --bin pingpong-stall
+	@scripts/demo-stall.sh $(BIN) $(STALL)
 
 # ---- strace: watch the system calls go by (Linux; platform/ has the other OSes)
 .PHONY: strace-epoll strace-poll strace-select strace-threads strace-blocking trace-diff
