@@ -24,6 +24,10 @@ serve_args=${SERVE_ARGS:-}
 FILTER='socket,setsockopt,bind,listen,?accept,accept4,read,recvfrom,write,sendto,shutdown,close'
 FILTER+=',epoll_create1,epoll_ctl,?epoll_wait,epoll_pwait,?poll,ppoll,?select,pselect6'
 FILTER+=',pipe2,eventfd2,clone,?clone3'
+# Every fd the transcript closes is opened in it: the selector modes' spare fd
+# (`openat(AT_FDCWD, "/dev/null", ...)`, server/spare_fd.rs), and the files
+# the runtime reads (the loader's libraries, the cgroup's CPU quota).
+FILTER+=',openat'
 
 die() { echo "strace-session: $*" >&2; exit 1; }
 
@@ -66,11 +70,11 @@ traced_run() {
     kill "$strace_pid" 2>/dev/null || true
     cat "$out" >&2; rm -f "$out"; die "the $mode server did not start"
   fi
-  # `listening on 127.0.0.1:PORT (mode M, pid P)`: the server's own pid, not
+  # `listening on 127.0.0.1:PORT (mode M, pid P[, ...])`: the server's own pid, not
   # strace's. strace -o FILE ignores SIGTERM, so the signal goes to the server.
   local port pid
   port=$(sed -n 's/^listening on .*:\([0-9]*\) (.*/\1/p' "$out")
-  pid=$(sed -n 's/^listening on .*, pid \([0-9]*\))$/\1/p' "$out")
+  pid=$(sed -n 's/^listening on .*[(,] *pid \([0-9]*\)[,)].*/\1/p' "$out")
   session "$port"
   kill -TERM "$pid"
   wait "$strace_pid" || true
