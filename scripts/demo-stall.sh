@@ -29,7 +29,8 @@ out=$(mktemp)
 trap 'rm -f "$out" "$out.client"' EXIT
 
 threads_of() { # the server's thread count, where /proc exists
-  if [ -d "/proc/$1/task" ]; then ls "/proc/$1/task" | wc -l; else echo '?'; fi
+  local tasks=("/proc/$1/task/"*)
+  if [ -e "${tasks[0]}" ]; then echo "${#tasks[@]}"; else echo '?'; fi
 }
 
 # The command as typed, for the picture's caption.

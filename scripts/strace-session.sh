@@ -41,7 +41,7 @@ mkdir -p "$traces"
 session() {
   echo "  3 clients x 3 pings:"
   "$bin" client --port "$1" --num-clients 3 --messages 3 --quiet | sed 's/^/    /'
-  echo "  one client sends \"ping\\nhello\" (no final newline), then shuts down its side:"
+  printf '%s\n' '  one client sends "ping\nhello" (no final newline), then shuts down its side:'
   if command -v python3 >/dev/null; then
     python3 - "$1" <<'EOF' | sed 's/^/    /'
 import socket, sys
