@@ -26,7 +26,9 @@ svg=$outdir/stall-timeline.svg
 mkdir -p "$outdir"
 : >"$timings"
 out=$(mktemp)
-trap 'rm -f "$out" "$out.client"' EXIT
+pid=
+# Interrupted (Ctrl-C, or `| head` closing the pipe): stop the server too.
+trap 'rm -f "$out" "$out.client"; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || true' EXIT
 
 threads_of() { # the server's thread count, where /proc exists
   local tasks=("/proc/$1/task/"*)
@@ -61,6 +63,7 @@ for mode in $modes; do
   printf '  %-8s %s  (server threads: %s)\n' "$mode" "$(cat "$out.client")" "$threads"
   threads_seen+=(--threads "$mode=$threads")
   kill -TERM $pid; wait $pid >/dev/null 2>&1 || true
+  pid=
 done
 
 "$stall" draw "$timings" --clients "$clients" --messages "$messages" --work-ms "$work_ms" \

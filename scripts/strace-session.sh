@@ -59,6 +59,11 @@ EOF
   fi
 }
 
+# Interrupted (Ctrl-C, or `| head` closing the pipe): stop the traced server
+# too (the server, not strace: strace -o FILE ignores SIGTERM).
+server_pid=
+trap '[ -z "$server_pid" ] || kill -TERM "$server_pid" 2>/dev/null || true' EXIT
+
 # Run the server under `strace OPTIONS...`, drive the session, stop it.
 traced_run() {
   local out; out=$(mktemp)
@@ -72,12 +77,13 @@ traced_run() {
   fi
   # `listening on 127.0.0.1:PORT (mode M, pid P[, ...])`: the server's own pid, not
   # strace's. strace -o FILE ignores SIGTERM, so the signal goes to the server.
-  local port pid
+  local port
   port=$(sed -n 's/^listening on .*:\([0-9]*\) (.*/\1/p' "$out")
-  pid=$(sed -n 's/^listening on .*[(,] *pid \([0-9]*\)[,)].*/\1/p' "$out")
+  server_pid=$(sed -n 's/^listening on .*[(,] *pid \([0-9]*\)[,)].*/\1/p' "$out")
   session "$port"
-  kill -TERM "$pid"
+  kill -TERM "$server_pid"
   wait "$strace_pid" || true
+  server_pid=
   sed -n 's/^served/  server: served/p' "$out"
   rm -f "$out"
 }
