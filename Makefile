@@ -73,11 +73,18 @@ run-blocking: build ## one client at a time
 client: build ## N clients (default 5) x M pings (default 10) against HOST:PORT
 	$(BIN) client --host $(HOST) --port $(PORT) --num-clients $(N) --messages $(M) $(ARGS)
 
-demo-stall: build ## slow handler (200 ms): epoll stalls everyone; threads, pool and hybrid do not
-	@scripts/demo-stall.sh $(BIN)
+# demo-stall measures and draws with pingpong-stall, a small program of the
+# benchmark's package (bench/src/bin/pingpong-stall.rs).
+STALL := target/release/pingpong-stall
+
+demo-stall: build ## slow handler (200 ms): epoll stalls everyone; threads, pool and hybrid do not; demo-out/stall-timeline.svg
+	@$(CARGO) build --release --quiet -p pingpong-bench --bin pingpong-stall
+	@scripts/demo-stall.sh $(BIN) $(STALL)
 
 # ---- strace: watch the system calls go by (Linux; platform/ has the other OSes)
-.PHONY: strace-epoll strace-poll strace-select strace-threads strace-blocking trace-diff
+.PHONY: strace-epoll strace-poll strace-select strace-threads strace-pool strace-hybrid strace-blocking trace-diff
+LEFT ?= epoll
+RIGHT ?= threads
 
 strace-epoll: build ## the epoll server under strace: a scripted session, traces/epoll.strace, counts
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh epoll $(BIN)
@@ -87,10 +94,15 @@ strace-select: build ## the same for select(2): traces/select.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh select $(BIN)
 strace-threads: build ## the same for a thread per client: traces/threads.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh threads $(BIN)
+strace-pool: build ## the same for a fixed pool of threads: traces/pool.strace
+	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh pool $(BIN)
+strace-hybrid: build ## the same for a selector loop and a worker pool: traces/hybrid.strace
+	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh hybrid $(BIN)
 strace-blocking: build ## the same for one client at a time: traces/blocking.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh blocking $(BIN)
-trace-diff: build ## epoll and threads under strace, side by side (pids, times, ports stripped)
-	@scripts/strace-diff.sh $(BIN) epoll threads
+# COLUMNS: the page width (default: the terminal's, else 160).
+trace-diff: build ## two modes under strace, side by side (LEFT=epoll RIGHT=threads; pids, times, ports stripped)
+	@scripts/strace-diff.sh $(BIN) $(LEFT) $(RIGHT)
 
 # ---- bench: every mode side by side; table on stdout, report and charts in bench-out/
 # The benchmark is a package of its own (bench/, binary pingpong-bench), built

@@ -24,7 +24,7 @@
 # runs only re-check pingpong (a second or two per target).
 # Exit status: 0 when every target passes, 1 otherwise.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(

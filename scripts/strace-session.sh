@@ -24,6 +24,10 @@ serve_args=${SERVE_ARGS:-}
 FILTER='socket,setsockopt,bind,listen,?accept,accept4,read,recvfrom,write,sendto,shutdown,close'
 FILTER+=',epoll_create1,epoll_ctl,?epoll_wait,epoll_pwait,?poll,ppoll,?select,pselect6'
 FILTER+=',pipe2,eventfd2,clone,?clone3'
+# Every fd the transcript closes is opened in it: the selector modes' spare fd
+# (`openat(AT_FDCWD, "/dev/null", ...)`, server/spare_fd.rs), and the files
+# the runtime reads (the loader's libraries, the cgroup's CPU quota).
+FILTER+=',openat'
 
 die() { echo "strace-session: $*" >&2; exit 1; }
 
@@ -37,7 +41,7 @@ mkdir -p "$traces"
 session() {
   echo "  3 clients x 3 pings:"
   "$bin" client --port "$1" --num-clients 3 --messages 3 --quiet | sed 's/^/    /'
-  echo "  one client sends \"ping\\nhello\" (no final newline), then shuts down its side:"
+  printf '%s\n' '  one client sends "ping\nhello" (no final newline), then shuts down its side:'
   if command -v python3 >/dev/null; then
     python3 - "$1" <<'EOF' | sed 's/^/    /'
 import socket, sys
@@ -55,6 +59,11 @@ EOF
   fi
 }
 
+# Interrupted (Ctrl-C, or `| head` closing the pipe): stop the traced server
+# too (the server, not strace: strace -o FILE ignores SIGTERM).
+server_pid=
+trap '[ -z "$server_pid" ] || kill -TERM "$server_pid" 2>/dev/null || true' EXIT
+
 # Run the server under `strace OPTIONS...`, drive the session, stop it.
 traced_run() {
   local out; out=$(mktemp)
@@ -66,14 +75,15 @@ traced_run() {
     kill "$strace_pid" 2>/dev/null || true
     cat "$out" >&2; rm -f "$out"; die "the $mode server did not start"
   fi
-  # `listening on 127.0.0.1:PORT (mode M, pid P)`: the server's own pid, not
+  # `listening on 127.0.0.1:PORT (mode M, pid P[, ...])`: the server's own pid, not
   # strace's. strace -o FILE ignores SIGTERM, so the signal goes to the server.
-  local port pid
+  local port
   port=$(sed -n 's/^listening on .*:\([0-9]*\) (.*/\1/p' "$out")
-  pid=$(sed -n 's/^listening on .*, pid \([0-9]*\))$/\1/p' "$out")
+  server_pid=$(sed -n 's/^listening on .*[(,] *pid \([0-9]*\)[,)].*/\1/p' "$out")
   session "$port"
-  kill -TERM "$pid"
+  kill -TERM "$server_pid"
   wait "$strace_pid" || true
+  server_pid=
   sed -n 's/^served/  server: served/p' "$out"
   rm -f "$out"
 }
