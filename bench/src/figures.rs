@@ -88,6 +88,29 @@ impl Fig {
         }
     }
 
+    /// The figure's name in `bench-results.csv` and `bench-results.json`:
+    /// spelled out, its unit last (values there are raw numbers in it).
+    pub fn key(self) -> &'static str {
+        match self {
+            Fig::Rps => "round_trips_per_s",
+            Fig::Starved => "starved_connections",
+            Fig::MiBps => "echoed_mib_per_s",
+            Fig::P50 => "latency_p50_ns",
+            Fig::P99 => "latency_p99_ns",
+            Fig::P999 => "latency_p99_9_ns",
+            Fig::CpuPerRt => "server_cpu_ns_per_round_trip",
+            Fig::UserShare => "server_cpu_user_percent",
+            Fig::ClientCpuPerRt => "client_cpu_ns_per_round_trip",
+            Fig::SyscallsPerRt => "syscalls_per_round_trip",
+            Fig::PerfPerRt => "perf_syscalls_per_round_trip",
+            Fig::EventsPerWakeup => "events_per_wakeup",
+            Fig::CtxPerRt => "context_switches_per_round_trip",
+            Fig::Threads => "threads",
+            Fig::PeakRss => "peak_rss_bytes",
+            Fig::RssPerConn => "rss_bytes_per_idle_connection",
+        }
+    }
+
     /// A value of this figure, for people.
     pub fn show(self, v: f64) -> String {
         match self {
@@ -114,6 +137,16 @@ pub enum SyscallMethod {
     /// warm-up and connection set-up included (the thread modes, see
     /// `counts_live`, and the slow-handler load).
     Lifetime,
+}
+
+impl SyscallMethod {
+    /// `window` or `lifetime`, as bench-results.csv writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyscallMethod::Window => "window",
+            SyscallMethod::Lifetime => "lifetime",
+        }
+    }
 }
 
 /// The figures of one run.
@@ -211,7 +244,8 @@ impl Row {
         Some(format!("failed: {}", first.map_or("not run", String::as_str)))
     }
 
-    fn method(&self) -> SyscallMethod {
+    /// How `syscalls/rt` was counted (the first repeat that succeeded).
+    pub fn method(&self) -> SyscallMethod {
         self.outcomes.iter().find_map(|o| o.as_ref().ok()).map(|m| m.method).unwrap_or_default()
     }
 

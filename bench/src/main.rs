@@ -14,12 +14,15 @@
 //! trips and their latencies on the client side, CPU time, memory, threads
 //! and system calls on the server side ([`perf`] counts every one). The
 //! [`figures`] go to a table on stdout, to `DIR/report.md` and to SVG charts
-//! ([`report`], [`charts`]).
+//! beside it ([`report`], [`charts`]), and with `--format csv,json` to
+//! `DIR/bench-results.csv` and `.json` ([`results`]). The progress bar
+//! ([`progress`]) counts in expected seconds, so it can tell the time left.
 //!
 //! ```text
 //! pingpong-bench --quick                          # about a minute
 //! pingpong-bench --modes epoll,threads --clients 100,10000 --secs 5 --repeat 3
 //! pingpong-bench --peer c-epoll='/tmp/c-epoll {port}'
+//! pingpong-bench --quick --format csv,json --out /tmp/bench
 //! ```
 //!
 //! The load generator runs on the same machine as the server and shares
@@ -45,7 +48,6 @@ use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
 use clap::{ArgAction, Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 
 mod charts;
 mod cpu_clock;
@@ -53,7 +55,9 @@ mod driver;
 mod figures;
 mod measure;
 mod perf;
+mod progress;
 mod report;
+mod results;
 mod server;
 mod workloads;
 
@@ -61,6 +65,7 @@ use figures::Row;
 use measure::Settings;
 use perf::SyscallCounter;
 use pingpong::server::Mode;
+use progress::Progress;
 use workloads::{Family, Peer};
 
 /// The benchmark's options.
@@ -108,6 +113,10 @@ struct BenchArgs {
     /// Where report.md and the charts go.
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
+    /// Also write the figures for programs, beside report.md: csv
+    /// (bench-results.csv) and/or json (bench-results.json), comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    format: Vec<results::Format>,
     /// Event loop counts compared in the selector modes (values above 1 add
     /// runs beside the 100-connection ping load).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
@@ -197,34 +206,38 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
     }
     let mut rows: Vec<Row> =
         plan.into_iter().map(|run| Row { run, outcomes: Vec::new() }).collect();
-    let todo = rows.iter().filter(|r| r.run.skip.is_none()).count();
     std::fs::create_dir_all(&args.out)?;
+    // This command line, quoted so that it can be pasted into a shell.
+    let command = shell_words::join(std::env::args());
 
-    let bar = ProgressBar::new((todo * settings.repeat) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
-            .map_err(io::Error::other)?
-            .progress_chars("=> "),
-    );
+    let todo: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.run.skip.is_none())
+        .map(|r| measure::expected_secs(&r.run, &settings))
+        .collect();
+    let mut bar = Progress::new(
+        todo.len() * settings.repeat,
+        todo.iter().sum::<f64>() * settings.repeat as f64,
+    )?;
     // Interleaved: every pair once, then every pair again.
     for _ in 0..settings.repeat {
-        for row in rows.iter_mut().filter(|r| r.run.skip.is_none()) {
-            bar.set_message(format!("{} / {}", row.run.workload.label(), row.run.target));
-            let outcome = measure::measure(&row.run, &settings).map_err(|e| e.to_string());
+        for (row, &secs) in rows.iter_mut().filter(|r| r.run.skip.is_none()).zip(&todo) {
+            let who = format!("{} / {}", row.run.workload.label(), row.run.target);
+            let outcome = bar.run(&who, secs, || measure::measure(&row.run, &settings));
+            let outcome = outcome.map_err(|e| e.to_string());
             if let Err(e) = &outcome {
-                bar.println(format!("{} / {}: {e}", row.run.workload.label(), row.run.target));
+                bar.println(format!("{who}: {e}"));
             }
             row.outcomes.push(outcome);
-            bar.inc(1);
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
 
-    print!("{}", report::table(&rows));
-    let charts = charts::draw_all(&args.out, &rows)?;
+    print!("{}", report::table(&rows, settings.repeat));
+    let charts = charts::draw_all(&args.out, &rows, &command)?;
+    let formats = dedup(args.format.clone());
     let context = report::Context {
-        // This command line, quoted so that it can be pasted into a shell.
-        command: shell_words::join(std::env::args()),
+        command,
         started,
         elapsed_secs: clock.elapsed().as_secs_f64(),
         secs: settings.secs,
@@ -233,14 +246,19 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
         nofile_note,
         perf_note,
         charts: charts.clone(),
+        data_files: formats.iter().map(|f| f.file()).collect(),
     };
     report::write_markdown(&args.out, &rows, &context)?;
-    let mut written = vec![args.out.join("report.md")];
-    written.extend(charts.iter().map(|(file, _)| args.out.join(file)));
-    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    for &format in &formats {
+        results::write(&args.out, format, &rows, &context)?;
+    }
+    let mut written = vec!["report.md"];
+    written.extend(charts.iter().map(|c| c.file));
+    written.extend(&context.data_files);
     println!(
-        "\n† counted over the server's whole life (see report.md). wrote {} in {:.0} s",
-        names.join(", "),
+        "\nwrote {} in {} in {:.0} s",
+        written.join(", "),
+        args.out.display(),
         clock.elapsed().as_secs_f64()
     );
     Ok(())

@@ -80,11 +80,9 @@ fn load(
         m.set(Fig::RssPerConn, per_conn);
     }
 
-    // A slow handler needs a whole cycle (every client served once) before
-    // the loop is in its steady state, and a window of a few cycles.
-    let cycle = (w.clients as u64 * w.work_ms) as f64 / 1000.0;
+    let (warmup, secs) = windows(run, settings);
     driver.start()?;
-    driver.run_for(Duration::from_secs_f64(settings.warmup.max(cycle * 1.2)))?;
+    driver.run_for(Duration::from_secs_f64(warmup))?;
 
     // A slow handler answers signals only between requests, late and in
     // bunches: its counters are taken over its life instead.
@@ -95,8 +93,7 @@ fn load(
         }
         _ => None,
     };
-    let window =
-        Window::measure(&mut driver, server, settings.secs.max(cycle * 2.0), loops.is_some())?;
+    let window = Window::measure(&mut driver, server, secs, loops.is_some())?;
     window.figures(&mut m, w.size, driver.histogram());
 
     if settings.perf && w.family != Family::Slow {
@@ -109,6 +106,27 @@ fn load(
         own_counters(server, loops, window.round_trips as f64, &mut m);
     }
     Ok((m, driver, loops))
+}
+
+/// The warm-up and the measured window of `run`, in seconds. A slow
+/// handler needs a whole cycle (every client served once) before the loop
+/// is in its steady state, and a window of a few cycles.
+fn windows(run: &Run, settings: &Settings) -> (f64, f64) {
+    let w = &run.workload;
+    let cycle = (w.clients as u64 * w.work_ms) as f64 / 1000.0;
+    (settings.warmup.max(cycle * 1.2), settings.secs.max(cycle * 2.0))
+}
+
+/// About how long [`measure`] takes on `run`, in seconds: its windows,
+/// and a guess at the rest (starting and stopping the server, opening the
+/// connections, attaching perf), for the progress bar's time left.
+pub fn expected_secs(run: &Run, settings: &Settings) -> f64 {
+    let w = &run.workload;
+    let (warmup, secs) = windows(run, settings);
+    let perf =
+        if settings.perf && w.family != Family::Slow { settings.perf_secs + 0.3 } else { 0.0 };
+    let hold = if w.idle > 0 { 0.8 } else { 0.0 };
+    0.25 + warmup + secs + perf + hold + w.connections() as f64 * 40e-6
 }
 
 /// The hold test: open `idle` connections that each send one request and

@@ -16,50 +16,78 @@ use tabled::settings::style::LineChar;
 use tabled::settings::{Alignment, Padding, Span, Style};
 use tabled::Table;
 
+use crate::charts::Chart;
 use crate::figures::{Fig, Row};
 use crate::workloads::{bytes, Family};
 
-/// The columns of the stdout table.
-const TABLE: [Fig; 11] = [
-    Fig::Rps,
-    Fig::Starved,
-    Fig::P50,
-    Fig::P99,
-    Fig::P999,
-    Fig::CpuPerRt,
-    Fig::SyscallsPerRt,
-    Fig::PerfPerRt,
-    Fig::Threads,
-    Fig::PeakRss,
-    Fig::RssPerConn,
+/// The columns of the stdout table, and their headings: a few figures,
+/// each explained by [`legend`]; report.md has every figure.
+const TABLE: [(Fig, &str); 8] = [
+    (Fig::Rps, "rt/s"),
+    (Fig::Starved, "starved"),
+    (Fig::P50, "p50"),
+    (Fig::P99, "p99"),
+    (Fig::CpuPerRt, "CPU/rt"),
+    (Fig::SyscallsPerRt, "syscalls/rt"),
+    (Fig::Threads, "threads"),
+    (Fig::PeakRss, "peak RSS"),
 ];
 
-/// The table printed on stdout: one line per run, medians (and the range
-/// of round trips/s when runs were repeated).
-pub fn table(rows: &[Row]) -> String {
-    let headings = [
-        "workload", "server", "rt/s", "starved", "p50", "p99", "p99.9", "CPU/rt", "sc/rt",
-        "perf/rt", "thr", "peak RSS", "RSS/conn",
-    ];
-    let mut lines = vec![headings.map(String::from).to_vec()];
+/// The table printed on stdout, then its legend: a line naming each
+/// workload, then one line per server under it, medians only. Under 100
+/// columns for every workload and server name the plan makes.
+pub fn table(rows: &[Row], repeat: usize) -> String {
+    let mut lines = vec![["workload, server"]
+        .into_iter()
+        .chain(TABLE.iter().map(|(_, h)| *h))
+        .map(String::from)
+        .collect::<Vec<_>>()];
     let mut last_workload = String::new();
     for row in rows {
-        // The workload is named once, on the first of its rows.
         let label = row.run.workload.label();
-        let shown = if label == last_workload { String::new() } else { label.clone() };
-        last_workload = label;
-        let mut line = vec![shown, row.run.target.to_string()];
+        if label != last_workload {
+            lines.push(vec![label.clone()]);
+            last_workload = label;
+        }
+        let mut line = vec![format!("  {}", row.run.target)];
         match row.reason() {
             Some(reason) => line.push(reason),
-            None => line.extend(TABLE.map(|fig| row.cell(fig, fig == Fig::Rps))),
+            None => line.extend(TABLE.iter().map(|&(fig, _)| row.cell(fig, false))),
         }
         lines.push(line);
     }
     // No borders: columns two spaces apart (one of padding, one of line).
-    let mut table = grid(lines, 2);
+    let mut table = grid(lines, 1);
     table.with(Style::blank()).with(Padding::new(0, 1, 0, 0));
     let text = table.to_string();
-    text.lines().map(|l| l.trim_end().to_string() + "\n").collect()
+    let mut out: String = text.lines().map(|l| l.trim_end().to_string() + "\n").collect();
+    out.push('\n');
+    out += &legend(repeat);
+    out
+}
+
+/// What the headings of [`table`] mean, one per line.
+fn legend(repeat: usize) -> String {
+    let medians = match repeat {
+        1 => "one run of each pair".to_string(),
+        n => format!("medians of {n} interleaved runs"),
+    };
+    [
+        "rt/s         round trips per second: replies received in the measured window / its length"
+            .to_string(),
+        "starved      active connections that got no reply in the whole window".into(),
+        "p50, p99     latency, request queued to whole reply: median and 99th percentile".into(),
+        "CPU/rt       server CPU time (user + system, every thread) per round trip".into(),
+        "syscalls/rt  server system calls per round trip, by its own counters over the window;"
+            .into(),
+        "             † over its whole life instead (warm-up included); perf's count in report.md"
+            .into(),
+        "threads      server threads;  peak RSS  its peak resident memory (VmHWM)".into(),
+        "-            none, or not measured (peers have no counters of their own)".into(),
+        format!("{medians}; every figure, p99.9 and memory per idle connection in report.md"),
+    ]
+    .map(|l| l + "\n")
+    .concat()
 }
 
 /// `lines` as a table, the first line its header. The columns from
@@ -101,7 +129,10 @@ pub struct Context {
     pub repeat: usize,
     pub nofile_note: String,
     pub perf_note: String,
-    pub charts: Vec<(String, String)>,
+    /// The charts drawn beside report.md.
+    pub charts: Vec<Chart>,
+    /// The machine-readable files written beside it (`--format`).
+    pub data_files: Vec<&'static str>,
 }
 
 /// Write `report.md` into `dir`.
@@ -110,6 +141,11 @@ pub fn write_markdown(dir: &Path, rows: &[Row], ctx: &Context) -> io::Result<()>
     let _ = writeln!(md, "# pingpong bench\n");
     let _ = writeln!(md, "```\n{}\n```\n", ctx.command);
     let _ = writeln!(md, "## Environment\n");
+    let _ = writeln!(
+        md,
+        "Every figure below was measured in this run, on this machine, the load generator \
+         sharing its cores with the servers.\n"
+    );
     let mut lines = vec![vec![String::new(), String::new()]];
     lines.extend(environment(ctx).into_iter().map(|(k, v)| vec![k.to_string(), v]));
     md += &markdown(lines, 2);
@@ -126,9 +162,21 @@ pub fn write_markdown(dir: &Path, rows: &[Row], ctx: &Context) -> io::Result<()>
         workload_table(&mut md, &rows[i..end]);
         i = end;
     }
-    let _ = writeln!(md, "## Charts\n");
-    for (file, caption) in &ctx.charts {
-        let _ = writeln!(md, "### {caption}\n\n![{caption}]({file})\n");
+    if !ctx.charts.is_empty() {
+        let _ = writeln!(md, "## Charts\n");
+        let _ = writeln!(md, "Each chart answers one question, from the figures above.\n");
+    }
+    for chart in &ctx.charts {
+        let _ = writeln!(md, "### {}\n\n![{}]({})\n", chart.title, chart.title, chart.file);
+        let _ = writeln!(md, "{} Made by `{}`.\n", chart.caption, ctx.command);
+    }
+    if !ctx.data_files.is_empty() {
+        let links: Vec<String> = ctx.data_files.iter().map(|f| format!("[{f}]({f})")).collect();
+        let _ = writeln!(
+            md,
+            "## Data\n\nEvery figure of every repeat, in raw units (ns, bytes, per second): {}.\n",
+            links.join(", ")
+        );
     }
     let notes: Vec<String> = rows
         .iter()
@@ -249,7 +297,7 @@ figures vary from machine to machine.
 ";
 
 /// Machine, kernel, date, limits: the rows of the environment table.
-fn environment(ctx: &Context) -> Vec<(&'static str, String)> {
+pub fn environment(ctx: &Context) -> Vec<(&'static str, String)> {
     let unknown = || "unknown".to_string();
     let model = CpuInfo::current()
         .ok()
@@ -280,47 +328,51 @@ fn environment(ctx: &Context) -> Vec<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::figures::Measure;
-    use crate::workloads::{Run, Target, Workload};
+    use crate::figures::{Measure, QUANTILES};
+    use crate::workloads::{parse_peer, Run, Target, Workload};
     use pingpong::selector::Backend;
     use pingpong::server::Mode;
+    use std::path::PathBuf;
 
-    /// A row of `ping 100c` served by `backend`: measured at `rps`, or
+    fn ping(clients: usize) -> Workload {
+        Workload { family: Family::Ping, clients, size: 0, pipeline: 1, work_ms: 0, idle: 0 }
+    }
+
+    /// A row of `workload` served by `target`, measured with `figs`, or
     /// skipped for `skip`.
-    fn row(backend: Backend, rps: f64, skip: Option<&str>) -> Row {
-        let workload = Workload {
-            family: Family::Ping,
-            clients: 100,
-            size: 0,
-            pipeline: 1,
-            work_ms: 0,
-            idle: 0,
-        };
+    fn row(workload: Workload, target: Target, figs: &[(Fig, f64)], skip: Option<&str>) -> Row {
         let mut m = Measure::default();
-        m.set(Fig::Rps, rps);
-        m.set(Fig::P50, 52_000.0);
-        Row {
-            run: Run {
-                workload,
-                target: Target::mode(Mode::Selector(backend)),
-                skip: skip.map(String::from),
-            },
-            outcomes: if skip.is_some() { vec![] } else { vec![Ok(m)] },
+        for &(fig, v) in figs {
+            m.set(fig, v);
         }
+        let p50 = m.get(Fig::P50).unwrap_or(50_000.0);
+        m.quantiles = QUANTILES.iter().map(|&q| (q, p50 / (1.0 - q).sqrt() / 1.4)).collect();
+        let outcomes = if skip.is_some() { vec![] } else { vec![Ok(m)] };
+        Row { run: Run { workload, target, skip: skip.map(String::from) }, outcomes }
+    }
+
+    fn epoll() -> Target {
+        Target::mode(Mode::Selector(Backend::Epoll))
     }
 
     #[test]
     fn a_reason_spans_the_figure_columns() {
         let rows = [
-            row(Backend::Epoll, 156_000.0, None),
-            row(Backend::Select, 0.0, Some("n/a: FD_SETSIZE")),
+            row(ping(100), epoll(), &[(Fig::Rps, 156_000.0), (Fig::P50, 52_000.0)], None),
+            row(
+                ping(100),
+                Target::mode(Mode::Selector(Backend::Select)),
+                &[],
+                Some("n/a: FD_SETSIZE"),
+            ),
         ];
-        let text = table(&rows);
+        let text = table(&rows, 1);
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("workload   server  "), "{text}");
-        assert!(lines[1].starts_with("ping 100c  epoll   "), "{text}");
-        assert!(lines[1].contains(" 156k ") && lines[1].contains(" 52.0µs "));
-        assert_eq!(lines[2], "           select  n/a: FD_SETSIZE");
+        assert!(lines[0].starts_with("workload, server  rt/s  starved "), "{text}");
+        assert_eq!(lines[1], "ping 100c");
+        assert!(lines[2].starts_with("  epoll           156k        - "), "{text}");
+        assert!(lines[2].contains(" 52.0µs "), "{text}");
+        assert_eq!(lines[3], "  select          n/a: FD_SETSIZE");
 
         let mut md = String::new();
         workload_table(&mut md, &rows);
@@ -334,5 +386,136 @@ mod tests {
                 "| select | n/a: FD_SETSIZE        |",
             ]
         );
+    }
+
+    /// The widest cells the plan and the figures make: the table and its
+    /// legend still fit in 100 columns, and the legend names every heading.
+    #[test]
+    fn the_table_fits_in_100_columns_and_its_legend_explains_it() {
+        let hold = Workload { family: Family::Hold, clients: 10, idle: 10_000, ..ping(1) };
+        let peer = Target::Peer(parse_peer("c-epoll=/tmp/c {port}").unwrap());
+        let widest = [
+            (Fig::Rps, 2_620_000.0),
+            (Fig::Starved, 9_994.0),
+            (Fig::P50, 282_590_000.0),
+            (Fig::P99, 867_700_000.0),
+            (Fig::CpuPerRt, 128_400.0),
+            (Fig::SyscallsPerRt, 15.04),
+            (Fig::Threads, 10_012.0),
+            (Fig::PeakRss, 184.2 * 1024.0 * 1024.0),
+        ];
+        let variant =
+            Target::Mode { mode: Mode::Selector(Backend::Select), workers: Some(2), edge: true };
+        let rows = [
+            row(hold.clone(), peer, &widest, None),
+            row(hold, variant, &widest, None),
+            row(ping(1), epoll(), &[], Some("n/a: the pool serves 6 connections at a time")),
+        ];
+        let text = table(&rows, 3);
+        for line in text.lines() {
+            assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+        }
+        let (head, legend) = text.split_once("\n\n").unwrap();
+        let header = head.lines().next().unwrap();
+        for (_, heading) in TABLE {
+            assert!(header.contains(heading));
+            assert!(legend.contains(heading), "{heading} is not in the legend:\n{legend}");
+        }
+        assert!(legend.contains('†') && legend.contains("medians of 3"));
+    }
+
+    /// The targets of every `![alt](target)` in `md`.
+    fn image_links(md: &str) -> Vec<String> {
+        md.split("![")
+            .skip(1)
+            .filter_map(|rest| {
+                let (_, after) = rest.split_once("](")?;
+                Some(after.split_once(')')?.0.to_string())
+            })
+            .collect()
+    }
+
+    /// Every image `md` (in `dir`) links exists there, and every `.svg`
+    /// of `dir` whose name starts with `prefix` is linked from one of
+    /// `linked`.
+    fn check_pictures(dir: &Path, md: &str, prefix: &str, linked: &[String]) {
+        let links = image_links(md);
+        assert!(!links.is_empty(), "no picture in the report of {}", dir.display());
+        for link in &links {
+            assert!(dir.join(link).is_file(), "{} links {link}, not in it", dir.display());
+        }
+        for entry in fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if name.starts_with(prefix) && name.ends_with(".svg") {
+                assert!(linked.iter().any(|l| l.ends_with(&name)), "{name} is linked from nowhere");
+            }
+        }
+    }
+
+    /// The report the benchmark writes (from synthetic figures: no server
+    /// is started) and the one kept in `docs/` link only pictures that
+    /// exist beside them, and every chart beside them is linked.
+    #[test]
+    fn every_image_link_names_a_file_that_exists() {
+        // A report written now, into a fresh directory.
+        let dir = std::env::temp_dir().join(format!("pingpong-bench-links-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let pool = Target::mode(Mode::Pool);
+        let threads = Target::mode(Mode::Threads);
+        let hold = Workload { family: Family::Hold, clients: 10, idle: 1000, ..ping(1) };
+        let fast = [(Fig::Rps, 15_000.0), (Fig::P50, 60_000.0), (Fig::CpuPerRt, 25_000.0)];
+        let starving = [(Fig::Rps, 80_000.0), (Fig::Starved, 94.0), (Fig::P50, 60_000.0)];
+        let rows = vec![
+            row(ping(1), epoll(), &fast, None),
+            row(ping(1), pool.clone(), &fast, None),
+            row(ping(100), epoll(), &fast, None),
+            row(ping(100), pool.clone(), &starving, None),
+            row(ping(100), threads.clone(), &fast, None),
+            row(hold.clone(), epoll(), &[(Fig::Rps, 1.0), (Fig::RssPerConn, 160.0)], None),
+            row(hold.clone(), threads, &[(Fig::Rps, 1.0), (Fig::RssPerConn, 18_900.0)], None),
+            row(hold, pool, &[], Some("n/a: the pool serves 6 connections at a time")),
+        ];
+        let command = "pingpong-bench --test".to_string();
+        let charts = crate::charts::draw_all(&dir, &rows, &command).unwrap();
+        assert_eq!(charts.len(), 4, "every chart has data: {charts:?}");
+        let ctx = Context {
+            command,
+            started: SystemTime::now(),
+            elapsed_secs: 1.0,
+            secs: 0.5,
+            warmup: 0.2,
+            repeat: 1,
+            nofile_note: String::new(),
+            perf_note: String::new(),
+            charts,
+            data_files: vec!["bench-results.csv", "bench-results.json"],
+        };
+        write_markdown(&dir, &rows, &ctx).unwrap();
+        for format in [crate::results::Format::Csv, crate::results::Format::Json] {
+            crate::results::write(&dir, format, &rows, &ctx).unwrap();
+        }
+        let md = fs::read_to_string(dir.join("report.md")).unwrap();
+        check_pictures(&dir, &md, "", &image_links(&md));
+        for file in &ctx.data_files {
+            assert!(md.contains(&format!("]({file})")) && dir.join(file).is_file());
+        }
+        // The latency chart says the starving pool is left out.
+        let latency = fs::read_to_string(dir.join("bench-latency.svg")).unwrap();
+        assert!(latency.contains("pool (94 of 100 connections starved): left out"));
+        assert!(!latency.contains(">\npool\n<"), "pool drawn in the latency legend");
+        fs::remove_dir_all(&dir).unwrap();
+
+        // The record in docs/, and the README that shows one of its charts.
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let docs = root.join("docs");
+        let report = fs::read_to_string(docs.join("bench-report.md")).unwrap();
+        let readme = fs::read_to_string(root.join("README.md")).unwrap();
+        for link in image_links(&readme) {
+            assert!(root.join(&link).is_file(), "README.md links {link}, which is not there");
+        }
+        let mut linked = image_links(&report);
+        linked.extend(image_links(&readme));
+        check_pictures(&docs, &report, "bench-", &linked);
     }
 }
