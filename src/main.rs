@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use pingpong::client::{self, ClientConfig};
 use pingpong::server::{self, Config, Mode};
+use pingpong::words;
 
 #[derive(Parser)]
 #[command(version, about = "How one process serves many clients, at the level of system calls")]
@@ -81,7 +82,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("pingpong serve: {e}");
+            eprintln!("pingpong serve: {}", words::cause(&e));
             ExitCode::FAILURE
         }
     }
