@@ -37,11 +37,11 @@ pub struct Config {
     /// Longest line accepted, in bytes, not counting its ending: 1 to 16 MiB.
     #[arg(long, default_value_t = crate::protocol::DEFAULT_MAX_LINE, value_parser = count(MAX_LINE))]
     pub max_line: usize,
-    /// Threads in pool and hybrid modes [default: min(32, CPUs + 4)]; event
-    /// loops in the selector modes [default: 1]. 1 to 1024.
+    /// Threads in pool and hybrid modes [default: min(32, CPUs + 4)], event
+    /// loops in the selector modes [default: 1]: 1 to 1024.
     #[arg(long, value_parser = count(WORKERS))]
     pub workers: Option<usize>,
-    /// Edge-triggered selector (EPOLLET / EV_CLEAR; epoll and kqueue only).
+    /// Edge-triggered selector (EPOLLET / EV_CLEAR): epoll, kqueue and hybrid only.
     #[arg(long)]
     pub edge: bool,
     /// Print counters (system calls, lines, bytes) on exit.
