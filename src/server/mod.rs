@@ -232,7 +232,7 @@ pub(crate) fn listen(
                 Some("that address is not on this host; 127.0.0.1 or 0.0.0.0 is")
             }
             _ if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
-                Some("this host has no IPv6; 127.0.0.1 is IPv4")
+                Some("this host has no IPv6; try 127.0.0.1")
             }
             _ => None,
         };
