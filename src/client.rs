@@ -7,9 +7,15 @@
 //! - [`run_selector`]: the course's multi-connection client: one thread,
 //!   non-blocking sockets, one [`Selector`] holding each connection's record
 //!   (id, bytes sent and received, output still to send).
+//!
+//! Both tell what went wrong the same way: a connection that fails is one
+//! [`Trouble`] (`client/trouble.rs`), said in words, and connections that
+//! failed alike are one line, `5 of 5 clients could not connect to
+//! 127.0.0.1:8000: connection refused (is a server running?)`, not five.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::ops::RangeInclusive;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Mutex;
 use std::thread;
@@ -17,18 +23,33 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::find_newline;
 use crate::selector::{Events, Selector, EVENT_READ, EVENT_WRITE};
+use crate::words::{self, plural};
+pub use trouble::Trouble;
+
+mod trouble;
+
+/// `--num-clients`: at least one; beyond that, the fds and threads a host
+/// gives one process run out first, and say so.
+pub const NUM_CLIENTS: RangeInclusive<u64> = 1..=100_000;
 
 /// What `pingpong client` was asked to do.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    pub host: String,
+    pub host: IpAddr,
     pub port: u16,
     pub num_clients: usize,
     pub messages: usize,
     /// No line per reply, only the summary.
     pub quiet: bool,
-    /// Give up on replies that have not come after this long.
+    /// Give up on a connection, or a reply, that has not come after this long.
     pub timeout: Duration,
+}
+
+impl ClientConfig {
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
 }
 
 /// How it went: what the exit status is decided from.
@@ -36,27 +57,36 @@ pub struct ClientConfig {
 pub struct ClientReport {
     pub replies: usize,
     pub expected: usize,
-    pub errors: Vec<String>,
+    /// One entry per connection that failed: what happened to it, in words
+    /// ([`Trouble::say`]).
+    pub failures: Vec<String>,
     pub elapsed: Duration,
 }
 
 impl ClientReport {
     /// Every reply arrived and was right.
     pub fn ok(&self) -> bool {
-        self.errors.is_empty() && self.replies == self.expected
+        self.failures.is_empty() && self.replies == self.expected
     }
 
     /// `5 clients x 10 messages: 50/50 replies in 0.012 s, 0 errors`.
     pub fn summary(&self, config: &ClientConfig) -> String {
         format!(
-            "{} clients x {} messages: {}/{} replies in {:.3} s, {} errors",
-            config.num_clients,
-            config.messages,
+            "{} x {}: {}/{} in {:.3} s, {}",
+            plural(config.num_clients as u64, "client", "clients"),
+            plural(config.messages as u64, "message", "messages"),
             self.replies,
-            self.expected,
+            plural(self.expected as u64, "reply", "replies"),
             self.elapsed.as_secs_f64(),
-            self.errors.len()
+            plural(self.failures.len() as u64, "error", "errors")
         )
+    }
+
+    /// One line per way the connections failed, most common first:
+    /// `5 of 5 clients could not connect to 127.0.0.1:8000: connection
+    /// refused (is a server running?)`; `the client ...` when there is one.
+    pub fn failure_lines(&self, config: &ClientConfig) -> Vec<String> {
+        trouble::alike(&self.failures, config.num_clients)
     }
 }
 
@@ -68,21 +98,27 @@ pub fn run_threads(config: &ClientConfig) -> ClientReport {
         expected: config.num_clients * config.messages,
         ..ClientReport::default()
     });
+    let fail = |trouble: Trouble| {
+        if let Ok(mut r) = report.lock() {
+            r.failures.push(trouble.say(config));
+        }
+    };
     thread::scope(|scope| {
         for id in 1..=config.num_clients {
-            let report = &report;
-            scope.spawn(move || {
+            let (report, fail) = (&report, &fail);
+            let spawned = thread::Builder::new().spawn_scoped(scope, move || {
                 let outcome = ping_pong(id, config, || {
                     if let Ok(mut r) = report.lock() {
                         r.replies += 1;
                     }
                 });
-                if let Err(e) = outcome {
-                    if let Ok(mut r) = report.lock() {
-                        r.errors.push(format!("client {id}: {e}"));
-                    }
+                if let Err(trouble) = outcome {
+                    fail(trouble);
                 }
             });
+            if let Err(e) = spawned {
+                fail(Trouble::Thread(e));
+            }
         }
     });
     let mut report = report.into_inner().unwrap_or_default();
@@ -90,18 +126,21 @@ pub fn run_threads(config: &ClientConfig) -> ClientReport {
     report
 }
 
-fn ping_pong(id: usize, config: &ClientConfig, mut on_reply: impl FnMut()) -> io::Result<()> {
-    let stream = TcpStream::connect((config.host.as_str(), config.port))?;
-    stream.set_read_timeout(Some(config.timeout))?;
+fn ping_pong(id: usize, config: &ClientConfig, mut on_reply: impl FnMut()) -> Result<(), Trouble> {
+    let stream =
+        TcpStream::connect_timeout(&config.addr(), config.timeout).map_err(Trouble::Connect)?;
+    stream.set_read_timeout(Some(config.timeout)).map_err(Trouble::Setup)?;
     let mut writer = &stream;
     let mut reader = BufReader::new(&stream);
-    let mut line = String::new();
+    let mut line = Vec::new();
     for i in 1..=config.messages {
         writer.write_all(b"ping\n")?;
         line.clear();
-        reader.read_line(&mut line)?;
-        if line != "pong\n" {
-            return Err(unexpected(&line));
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Err(Trouble::Closed);
+        }
+        if line != b"pong\n" {
+            return Err(Trouble::Reply(line));
         }
         on_reply();
         if !config.quiet {
@@ -110,19 +149,10 @@ fn ping_pong(id: usize, config: &ClientConfig, mut on_reply: impl FnMut()) -> io
     }
     stream.shutdown(Shutdown::Write)?;
     line.clear();
-    match reader.read_line(&mut line)? {
+    match reader.read_until(b'\n', &mut line)? {
         0 => Ok(()),
-        _ => Err(unexpected(&line)),
+        _ => Err(Trouble::Reply(line)),
     }
-}
-
-fn unexpected(line: &str) -> io::Error {
-    let what = if line.is_empty() {
-        "connection closed".to_string()
-    } else {
-        format!("unexpected reply {line:?}")
-    };
-    io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
 /// One connection of the selector client: the course's
@@ -140,60 +170,56 @@ struct Conn {
     bytes_received: usize,
     /// All pongs in and our FIN sent: waiting for the server's EOF.
     done_sending: bool,
+    /// When the server has been silent for `--timeout`: moved on by every
+    /// byte it sends, as the threads' read timeout is.
+    deadline: Instant,
 }
 
 /// All connections from one thread with a selector: each sends a ping, waits
-/// for its pong, sends the next, `messages` times, then half-closes.
+/// for its pong, sends the next, `messages` times, then half-closes. A
+/// connection that fails is told in the report, the others go on; the error
+/// returned is the selector's own.
 pub fn run_selector(config: &ClientConfig) -> io::Result<ClientReport> {
     let start = Instant::now();
     let mut report =
         ClientReport { expected: config.num_clients * config.messages, ..ClientReport::default() };
-    let mut selector: Selector<Conn> = Selector::new()?;
+    let mut selector: Selector<Conn> =
+        Selector::new().map_err(|e| words::failed("create a selector", e, None))?;
     for id in 1..=config.num_clients {
-        let stream = TcpStream::connect((config.host.as_str(), config.port))?;
-        stream.set_nonblocking(true)?;
-        // The first ping is queued now and goes out when the socket is
-        // writable; with nothing to send, say so at once (our FIN).
-        let nothing_to_send = config.messages == 0;
-        if nothing_to_send {
-            stream.shutdown(Shutdown::Write)?;
+        let registered = open(id, config).and_then(|conn| {
+            let (fd, events) = (conn.stream.as_raw_fd(), interest(&conn));
+            selector.register(fd, events, conn).map_err(Trouble::Setup)
+        });
+        if let Err(trouble) = registered {
+            report.failures.push(trouble.say(config));
         }
-        let conn = Conn {
-            id,
-            stream,
-            received: 0,
-            outb: if nothing_to_send { Vec::new() } else { b"ping\n".to_vec() },
-            inb: Vec::new(),
-            bytes_sent: 0,
-            bytes_received: 0,
-            done_sending: nothing_to_send,
-        };
-        let fd = conn.stream.as_raw_fd();
-        selector.register(fd, interest(&conn), conn)?;
     }
-    let deadline = start + config.timeout;
+    // The earliest deadline of any connection, or sooner: deadlines only
+    // move later, so looking at them all once per `--timeout` is enough.
+    let mut next_check = Instant::now() + config.timeout;
     let mut ready = Vec::new();
     while !selector.is_empty() {
         let now = Instant::now();
-        if now >= deadline {
-            for key in selector.keys() {
-                let c = &key.data;
-                report.errors.push(format!(
-                    "connection {}: timed out with {}/{} replies ({} bytes sent, {} received, {} pending)",
-                    c.id, c.received, config.messages, c.bytes_sent, c.bytes_received, c.outb.len()
-                ));
-            }
-            break;
+        if now >= next_check {
+            next_check = expire(&mut selector, now, config, &mut report);
+            continue;
         }
-        selector.select(Some(deadline - now), &mut ready)?;
+        selector
+            .select(Some(next_check - now), &mut ready)
+            .map_err(|e| words::failed("wait for replies", e, None))?;
         for &(fd, events) in &ready {
             let Some(key) = selector.ready_key_mut(fd) else {
                 continue;
             };
             match service(&mut key.data, events, config, &mut report) {
-                Ok(Some(interest)) => selector.modify(fd, interest)?,
+                Ok(Some(interest)) => match selector.modify(fd, interest) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        close(&mut selector, fd, config, Some((Trouble::Setup(e), &mut report)))
+                    }
+                },
                 Ok(None) => close(&mut selector, fd, config, None),
-                Err(e) => close(&mut selector, fd, config, Some((e, &mut report))),
+                Err(trouble) => close(&mut selector, fd, config, Some((trouble, &mut report))),
             }
         }
     }
@@ -201,15 +227,55 @@ pub fn run_selector(config: &ClientConfig) -> io::Result<ClientReport> {
     Ok(report)
 }
 
+/// Connect connection `id`, non-blocking from then on, its first ping queued.
+fn open(id: usize, config: &ClientConfig) -> Result<Conn, Trouble> {
+    let stream =
+        TcpStream::connect_timeout(&config.addr(), config.timeout).map_err(Trouble::Connect)?;
+    stream.set_nonblocking(true).map_err(Trouble::Setup)?;
+    // The first ping is queued now and goes out when the socket is
+    // writable; with nothing to send, say so at once (our FIN).
+    let nothing_to_send = config.messages == 0;
+    if nothing_to_send {
+        stream.shutdown(Shutdown::Write).map_err(Trouble::Setup)?;
+    }
+    Ok(Conn {
+        id,
+        stream,
+        received: 0,
+        outb: if nothing_to_send { Vec::new() } else { b"ping\n".to_vec() },
+        inb: Vec::new(),
+        bytes_sent: 0,
+        bytes_received: 0,
+        done_sending: nothing_to_send,
+        deadline: Instant::now() + config.timeout,
+    })
+}
+
+/// Close every connection whose server has been silent past its deadline;
+/// returns the earliest deadline left.
+fn expire(
+    selector: &mut Selector<Conn>,
+    now: Instant,
+    config: &ClientConfig,
+    report: &mut ClientReport,
+) -> Instant {
+    let overdue: Vec<RawFd> =
+        selector.keys().filter(|key| key.data.deadline <= now).map(|key| key.fd).collect();
+    for fd in overdue {
+        close(selector, fd, config, Some((Trouble::Silent, report)));
+    }
+    selector.keys().map(|key| key.data.deadline).min().unwrap_or(now + config.timeout)
+}
+
 fn close(
     selector: &mut Selector<Conn>,
     fd: RawFd,
     config: &ClientConfig,
-    error: Option<(io::Error, &mut ClientReport)>,
+    trouble: Option<(Trouble, &mut ClientReport)>,
 ) {
     if let Ok(conn) = selector.unregister(fd) {
-        if let Some((e, report)) = error {
-            report.errors.push(format!("connection {}: {e}", conn.id));
+        if let Some((trouble, report)) = trouble {
+            report.failures.push(trouble.say(config));
         } else if !config.quiet {
             println!(
                 "connection {} closed: {} bytes sent, {} received",
@@ -226,12 +292,12 @@ fn service(
     events: Events,
     config: &ClientConfig,
     report: &mut ClientReport,
-) -> io::Result<Option<Events>> {
+) -> Result<Option<Events>, Trouble> {
     if events.is_writable() && !conn.outb.is_empty() {
         let n = match (&conn.stream).write(&conn.outb) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(e) => return Err(e),
+            Err(e) => return Err(Trouble::Exchange(e)),
         };
         conn.outb.drain(..n);
         conn.bytes_sent += n;
@@ -241,21 +307,22 @@ fn service(
         let n = match io::Read::read(&mut &conn.stream, &mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(interest(conn))),
-            Err(e) => return Err(e),
+            Err(e) => return Err(Trouble::Exchange(e)),
         };
         if n == 0 {
-            return if conn.done_sending && conn.inb.is_empty() {
-                Ok(None)
-            } else {
-                Err(unexpected(""))
+            return match (conn.done_sending, conn.inb.is_empty()) {
+                (true, true) => Ok(None),
+                (_, false) => Err(Trouble::Reply(std::mem::take(&mut conn.inb))),
+                (false, true) => Err(Trouble::Closed),
             };
         }
         conn.bytes_received += n;
+        conn.deadline = Instant::now() + config.timeout;
         conn.inb.extend_from_slice(&buf[..n]);
         while let Some(end) = find_newline(&conn.inb) {
             let line: Vec<u8> = conn.inb.drain(..=end).collect();
             if line != b"pong\n" || conn.done_sending {
-                return Err(unexpected(&String::from_utf8_lossy(&line)));
+                return Err(Trouble::Reply(line));
             }
             conn.received += 1;
             report.replies += 1;
@@ -265,7 +332,7 @@ fn service(
             if conn.received < config.messages {
                 conn.outb.extend_from_slice(b"ping\n");
             } else {
-                conn.stream.shutdown(Shutdown::Write)?;
+                conn.stream.shutdown(Shutdown::Write).map_err(Trouble::Exchange)?;
                 conn.done_sending = true;
             }
         }

@@ -7,7 +7,8 @@
 //! - [`protocol`]: the line protocol, pure code shared by every mode;
 //! - [`net`]: listen, accept and send, as the course calls them;
 //! - [`server`]: one file per mode (blocking, selector loop, threads and pool);
-//! - [`client`]: the threaded and selector clients.
+//! - [`client`]: the threaded and selector clients;
+//! - [`words`]: what a person reads: plurals, and errors in words.
 //!
 //! `unsafe` is refused everywhere but in three small funnels, each block with
 //! a `// SAFETY:` line saying why it holds: the selector's system calls
@@ -23,3 +24,4 @@ pub mod protocol;
 pub mod selector;
 pub mod server;
 pub mod trace;
+pub mod words;

@@ -2,12 +2,15 @@
 
 #![forbid(unsafe_code)]
 
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use pingpong::client::{self, ClientConfig};
+use pingpong::client::{self, ClientConfig, NUM_CLIENTS};
+use pingpong::server::config::count;
 use pingpong::server::{self, Config, Mode};
+use pingpong::{net, words};
 
 #[derive(Parser)]
 #[command(version, about = "How one process serves many clients, at the level of system calls")]
@@ -43,12 +46,14 @@ enum ClientMode {
 
 #[derive(clap::Args)]
 struct ClientArgs {
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    #[arg(long, default_value_t = 8000)]
+    /// The server's IP address (v4 or v6); `localhost` is 127.0.0.1.
+    #[arg(long, default_value = "127.0.0.1", value_parser = net::parse_host)]
+    host: IpAddr,
+    /// The server's port, 1 to 65535.
+    #[arg(long, default_value_t = 8000, value_parser = clap::value_parser!(u16).range(1..=65535))]
     port: u16,
-    /// Connections opened at once.
-    #[arg(long, default_value_t = 1)]
+    /// Connections opened at once, 1 to 100000.
+    #[arg(long, default_value_t = 1, value_parser = count(NUM_CLIENTS))]
     num_clients: usize,
     /// Pings each connection sends.
     #[arg(long, default_value_t = 10)]
@@ -58,8 +63,8 @@ struct ClientArgs {
     /// Only the summary line.
     #[arg(long)]
     quiet: bool,
-    /// Seconds to wait for replies before giving up.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds to wait for a connection or a reply before giving up, 1 to 3600.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
 }
 
@@ -81,7 +86,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("pingpong serve: {e}");
+            eprintln!("pingpong serve: {}", words::cause(&e));
             ExitCode::FAILURE
         }
     }
@@ -101,13 +106,13 @@ fn run_client(args: ClientArgs) -> ExitCode {
         ClientMode::Selector => match client::run_selector(&config) {
             Ok(report) => report,
             Err(e) => {
-                eprintln!("pingpong client: {e}");
+                eprintln!("pingpong client: {}", words::cause(&e));
                 return ExitCode::FAILURE;
             }
         },
     };
-    for error in &report.errors {
-        eprintln!("{error}");
+    for line in report.failure_lines(&config) {
+        eprintln!("pingpong client: {line}");
     }
     println!("{}", report.summary(&config));
     if report.ok() {

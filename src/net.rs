@@ -4,13 +4,26 @@
 //! one function, on `nix`, so the calls read one to one against strace.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
     self, setsockopt, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag, SockType,
     SockaddrLike as _, SockaddrStorage,
 };
+
+/// `--host` for clap: an IP address, v4 or v6, or `localhost` for
+/// 127.0.0.1. Other names are refused rather than looked up: a server binds
+/// one address, and a name can stand for several (or for none, after a
+/// slow DNS timeout).
+pub fn parse_host(s: &str) -> Result<IpAddr, String> {
+    if s.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    s.parse().map_err(|_| {
+        "not an IP address; give one such as 127.0.0.1, 0.0.0.0 or ::1, or localhost".to_string()
+    })
+}
 
 /// `socket(2)`, `setsockopt(SO_REUSEADDR)`, `bind(2)`, `listen(2)`.
 ///
@@ -20,15 +33,11 @@ use nix::sys::socket::{
 /// `reuse_port` (`SO_REUSEPORT`) lets several event loops each own a listener
 /// on the same port, the kernel spreading new connections between them.
 pub fn listen(
-    host: &str,
-    port: u16,
+    addr: SocketAddr,
     backlog: i32,
     nonblocking: bool,
     reuse_port: bool,
 ) -> io::Result<TcpListener> {
-    let addr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("no address for {host}"))
-    })?;
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
@@ -49,7 +58,10 @@ pub fn listen(
         setsockopt(&fd, sockopt::ReusePort, &true)?;
     }
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    socket::listen(&fd, Backlog::new(backlog).map_err(io::Error::from)?)?;
+    // nix refuses a backlog over the C headers' SOMAXCONN (4096 in glibc, 128
+    // on macOS); the kernel caps it at its own limit (net.core.somaxconn,
+    // kern.ipc.somaxconn) anyway, so a larger one asks for as many as allowed.
+    socket::listen(&fd, Backlog::new(backlog).unwrap_or(Backlog::MAXCONN))?;
     let listener = TcpListener::from(fd);
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     {
@@ -203,4 +215,18 @@ pub fn no_delay(fd: &OwnedFd) -> io::Result<()> {
 /// protocol uses after the last reply.
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     Ok(socket::shutdown(fd, socket::Shutdown::Write)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_an_address_or_localhost_and_nothing_is_looked_up() {
+        assert_eq!(parse_host("0.0.0.0"), Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+        assert_eq!(parse_host("::1"), Ok("::1".parse().unwrap()));
+        assert_eq!(parse_host("localhost"), Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let refused = parse_host("example.com").unwrap_err();
+        assert!(refused.starts_with("not an IP address"), "{refused}");
+    }
 }

@@ -142,5 +142,5 @@ fn sigterm_delivers_work_in_progress_then_exits_zero() {
     assert_eq!(reply, b"pong\n", "the reply owed, then EOF");
     let stopped = server.stop(); // a second SIGTERM changes nothing
     assert!(stopped.status.success(), "exit status {:?}", stopped.status);
-    assert!(stopped.stdout.contains("served 1 connections, 1 lines"));
+    assert!(stopped.stdout.contains("served 1 connection, 1 line,"));
 }

@@ -497,6 +497,38 @@ fn slow_handler_delays_only_its_own_client_in_threads_mode() {
     );
 }
 
+/// The start-up line names what was chosen, in agreement with its count.
+#[test]
+fn startup_line_names_the_workers_or_event_loops_chosen() {
+    for (mode, workers, said) in
+        [("pool", "3", "3 workers"), ("hybrid", "1", "1 worker"), (SELECTOR, "2", "2 event loops")]
+    {
+        let server = Server::start(mode, &["--workers", workers]);
+        let expected = format!("(mode {mode}, {said}, pid ");
+        assert!(server.banner.contains(&expected), "{}", server.banner);
+        // Served once, so the mode is running (and hears SIGTERM) when stopped.
+        ping_pong(&server.connect(), 1);
+        stop_cleanly(server);
+    }
+}
+
+/// One client, one ping: every count on both sides in the singular.
+#[test]
+fn one_client_one_ping_is_said_in_the_singular() {
+    let server = Server::start(SELECTOR, &[]);
+    let output = run_client(server.addr, &["--messages", "1", "--quiet"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let line = stdout.trim_end();
+    assert!(line.starts_with("1 client x 1 message: 1/1 reply in "), "{line}");
+    assert!(line.ends_with(" s, 0 errors"), "{line}");
+    let summary = stop_cleanly(server);
+    assert!(
+        summary.starts_with("served 1 connection, 1 line, 5 bytes in, 5 bytes out; "),
+        "{summary}"
+    );
+}
+
 // ------------------------------------------------------- one test per mode
 
 /// `per_mode!(f, g)` → `mod blocking { #[test] fn f() { super::f("blocking") } ... }`

@@ -1103,7 +1103,7 @@ listening on 127.0.0.1:1 (mode select, pid 7)
 pselect6(5, [3 4], [], NULL, NULL, NULL) = -1 EINTR (Interrupted system call)   # interrupted
 read(4, 0x..., 64)                      = -1 EAGAIN (Resource temporarily unavailable)   # nothing left
 clone3({flags=CLONE_VM|..., ...}, 88) = 12   # a thread
-served 1 connections, 1 lines; syscalls: read 1
+served 1 connection, 1 line; syscalls: read 1
 ";
     let said: Vec<(String, String, String)> =
         narrated(stderr).iter().map(|(_, c)| (c.name.clone(), c.fd(), c.outcome())).collect();

@@ -23,6 +23,7 @@ use super::signals::{self, Signals};
 use super::summary::{Summary, Totals};
 use super::syscalls::Syscalls;
 use crate::protocol;
+use crate::words;
 
 /// Read buffer per client. Smaller than the event loop's single 64 KiB
 /// buffer, because here every client (every thread) has its own.
@@ -51,7 +52,7 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
         Totals::add(&totals.connections, 1);
         let stream = TcpStream::from(fd);
         if let Err(e) = serve_client(&stream, &addr, config, &totals, &mut calls, &stop) {
-            eprintln!("client {addr} dropped: {e}");
+            eprintln!("client {addr} dropped: {}", words::cause(&e));
         }
         calls.close(OwnedFd::from(stream), &format!("{addr}: client done"));
     }

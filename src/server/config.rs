@@ -1,18 +1,32 @@
 //! What `pingpong serve` can be told: the command line is the [`Config`]
 //! struct (clap derive), so each option and its default are written once.
+//!
+//! Values are checked at the door: clap's value parsers refuse a count of
+//! 0 (`--workers 0`, `--max-line 0`, ...) or a `--host` that is not an
+//! address before anything runs, naming the value and what is allowed,
+//! rather than the server quietly making something of it.
 
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::time::Duration;
+
+use clap::builder::RangedU64ValueParser;
+
+use crate::net;
 
 /// Everything `pingpong serve` can be told. The command line is this struct
 /// (clap derive), so each default is written once, here.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
+    /// An IP address (v4 or v6) to listen on; `localhost` is 127.0.0.1.
+    #[arg(long, default_value = "127.0.0.1", value_parser = net::parse_host)]
+    pub host: IpAddr,
     /// 0 picks any free port (the start-up line names it).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    #[arg(long, default_value_t = 128)]
+    /// Connections the kernel holds for `accept`, 1 to 65535 (the kernel caps
+    /// it at its own limit, net.core.somaxconn on Linux).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i32).range(1..=65535))]
     pub backlog: i32,
     /// Milliseconds the handler spends before each reply: the slow-handler lesson.
     #[arg(long = "work-ms", value_name = "MS", default_value = "0", value_parser = millis)]
@@ -20,14 +34,14 @@ pub struct Config {
     /// Raw echo (RFC 862): send back every byte, no lines.
     #[arg(long)]
     pub echo: bool,
-    /// Longest line accepted, in bytes, not counting its ending.
-    #[arg(long, default_value_t = crate::protocol::DEFAULT_MAX_LINE)]
+    /// Longest line accepted, in bytes, not counting its ending: 1 to 16 MiB.
+    #[arg(long, default_value_t = crate::protocol::DEFAULT_MAX_LINE, value_parser = count(MAX_LINE))]
     pub max_line: usize,
-    /// Threads in pool and hybrid modes [default: min(32, CPUs + 4)]; event
-    /// loops in the selector modes [default: 1]
-    #[arg(long)]
+    /// Threads in pool and hybrid modes [default: min(32, CPUs + 4)], event
+    /// loops in the selector modes [default: 1]: 1 to 1024.
+    #[arg(long, value_parser = count(WORKERS))]
     pub workers: Option<usize>,
-    /// Edge-triggered selector (EPOLLET / EV_CLEAR; epoll and kqueue only).
+    /// Edge-triggered selector (EPOLLET / EV_CLEAR): epoll, kqueue and hybrid only.
     #[arg(long)]
     pub edge: bool,
     /// Print counters (system calls, lines, bytes) on exit.
@@ -39,9 +53,10 @@ pub struct Config {
     /// Close clients silent for this many seconds (0 = never).
     #[arg(long, value_name = "SECS", default_value = "300", value_parser = seconds_or_never)]
     pub idle_timeout: Idle,
-    /// Clients served at once; the next one is told `error: server busy`
-    /// [default: from RLIMIT_NOFILE]
-    #[arg(long, default_value_t = default_max_clients(), hide_default_value = true)]
+    /// Clients served at once, 1 to 1048576; the next one is told `error:
+    /// server busy` [default: from RLIMIT_NOFILE]
+    #[arg(long, default_value_t = default_max_clients(), hide_default_value = true,
+          value_parser = count(MAX_CLIENTS))]
     pub max_clients: usize,
     /// Unsent reply bytes per client before the server stops reading it.
     #[arg(long, default_value_t = 1 << 20)]
@@ -50,6 +65,24 @@ pub struct Config {
 
 /// `--idle-timeout`: how long a client may stay silent (`None` = forever).
 pub type Idle = Option<Duration>;
+
+/// `--workers`: a pool of 0 threads would never answer, and beyond a
+/// thousand threads or loops a teaching server measures only the scheduler.
+pub const WORKERS: RangeInclusive<u64> = 1..=1024;
+
+/// `--max-line`: a line of 0 bytes could never be accepted, and a client's
+/// unfinished line is held in memory, up to this much.
+pub const MAX_LINE: RangeInclusive<u64> = 1..=16 << 20;
+
+/// `--max-clients`: at least one, and no more than Linux lets a process
+/// open fds by default (`fs.nr_open`).
+pub const MAX_CLIENTS: RangeInclusive<u64> = 1..=1 << 20;
+
+/// A count on the command line, refused by clap outside `range`, with the
+/// value and the range in the message: `0 is not in 1..=1024`.
+pub fn count(range: RangeInclusive<u64>) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(range)
+}
 
 fn millis(s: &str) -> Result<Duration, String> {
     s.parse().map(Duration::from_millis).map_err(|e| format!("{e}"))
@@ -75,7 +108,12 @@ impl Default for Config {
 impl Config {
     /// Worker threads for `pool` and `hybrid`.
     pub fn pool_size(&self) -> usize {
-        self.workers.unwrap_or_else(default_workers).max(1)
+        self.workers.unwrap_or_else(default_workers)
+    }
+
+    /// Event loops in a selector mode: `--workers N`, else one.
+    pub fn event_loops(&self) -> usize {
+        self.workers.unwrap_or(1)
     }
 }
 
@@ -86,10 +124,13 @@ pub fn default_workers() -> usize {
 }
 
 /// The default `--max-clients`: what RLIMIT_NOFILE leaves after a reserve
-/// for the listener, the selector, the signal pipe and the spare fd.
+/// for the listener, the selector, the signal pipe and the spare fd, within
+/// [`MAX_CLIENTS`] (an unlimited RLIMIT_NOFILE must not make the default
+/// itself a value clap refuses).
 pub fn default_max_clients() -> usize {
     const RESERVE: libc::rlim_t = 16; // rlim_t: u64 on Linux, i64 on FreeBSD
     let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .unwrap_or((1024, 1024));
-    soft.saturating_sub(RESERVE).max(1) as usize
+    let most = *MAX_CLIENTS.end() as libc::rlim_t;
+    soft.saturating_sub(RESERVE).clamp(1, most) as usize
 }

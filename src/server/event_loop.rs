@@ -109,7 +109,7 @@ impl<H: Handler> EventLoop<H> {
             let (raw, id) = (conn.raw(), conn.id);
             // On failure the record (and the fd inside it) is dropped: closed.
             if let Err(e) = self.selector.register(raw, EVENT_READ, Record::Client(conn)) {
-                eprintln!("cannot register client {addr}: {e}");
+                eprintln!("cannot register client {addr}: {}", crate::words::cause(&e));
                 continue;
             }
             Totals::add(&self.totals.connections, 1);

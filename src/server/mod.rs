@@ -21,7 +21,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::LazyLock;
 
 use clap::builder::PossibleValue;
@@ -29,6 +29,7 @@ use clap::ValueEnum;
 
 use crate::net;
 use crate::selector::Backend;
+use crate::words::{self, plural, Failure};
 pub use config::{default_max_clients, default_workers, Config, Idle};
 use handler::Inline;
 pub use summary::{Summary, Totals};
@@ -116,6 +117,17 @@ impl Mode {
         matches!(self, Mode::Selector(_))
     }
 
+    /// Whether `--edge` means something here: an epoll or kqueue loop (hybrid
+    /// runs one too); poll and select have no edge mode, and blocking,
+    /// threads and pool no selector.
+    pub fn supports_edge(self) -> bool {
+        match self {
+            Mode::Selector(backend) => matches!(backend, Backend::Epoll | Backend::Kqueue),
+            Mode::Hybrid => true,
+            _ => false,
+        }
+    }
+
     /// Whether the server prints its counters on SIGUSR1 (blocking mode only
     /// survives the signal).
     pub fn stats_on_sigusr1(self) -> bool {
@@ -151,26 +163,86 @@ impl ValueEnum for Mode {
     }
 }
 
-/// Bind, print `listening on ADDR (mode M, pid P)`, serve until SIGINT or
-/// SIGTERM, and return the summary.
+/// Check what was asked, bind, print `listening on ADDR (mode M, pid P)`,
+/// serve until SIGINT or SIGTERM, and return the summary. Every error says
+/// what failed, where, and why, in words (see [`crate::words`]).
 pub fn serve(mode: Mode, config: &Config) -> io::Result<Summary> {
-    if !mode.is_available() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("{mode} is not available on this OS"),
-        ));
-    }
+    check(mode, config)?;
     // Several event loops (`--workers N` in a selector mode) each bind their
     // own listener to the port: every one of them needs SO_REUSEPORT.
-    let reuse_port = matches!(mode, Mode::Selector(_)) && config.workers.unwrap_or(1) > 1;
-    let listener = net::listen(
-        &config.host,
-        config.port,
-        config.backlog,
-        mode.nonblocking_listener(),
-        reuse_port,
-    )?;
-    announce(&listener, mode)?;
+    let reuse_port = mode.is_selector() && config.event_loops() > 1;
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = listen(addr, config, mode.nonblocking_listener(), reuse_port)?;
+    let addr = listener.local_addr().unwrap_or(addr);
+    run(listener, mode, config).map_err(|e| words::failed(format!("serve on {addr}"), e, None))
+}
+
+/// Refuse, before anything is bound, what this build or this mode cannot do.
+fn check(mode: Mode, config: &Config) -> io::Result<()> {
+    // `epoll, poll or select`: the modes for which `keep` holds.
+    let modes = |keep: fn(Mode) -> bool, and_or: &str| {
+        let names: Vec<&str> = Mode::all().iter().filter(|m| keep(**m)).map(|m| m.name()).collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => {
+                format!("{} {and_or} {last}", rest.join(", "))
+            }
+            _ => names.concat(),
+        }
+    };
+    if !mode.is_available() {
+        let why = format!("{mode} is not available on {}", std::env::consts::OS);
+        let hint = format!("this build has {}", modes(Mode::is_available, "and"));
+        let failure = Failure::new(format!("serve with --mode {mode}"), why).hint(Some(hint));
+        return Err(failure.into_io(io::ErrorKind::Unsupported));
+    }
+    if config.edge && !mode.supports_edge() {
+        let why = match mode {
+            Mode::Selector(backend) => format!("{} is level-triggered only", backend.name()),
+            _ => format!("{mode} mode waits in blocking calls, not in a selector"),
+        };
+        let hint = format!(
+            "--edge needs --mode {}",
+            modes(|m| m.is_available() && m.supports_edge(), "or")
+        );
+        let failure = Failure::new(format!("use --edge with --mode {mode}"), why).hint(Some(hint));
+        return Err(failure.into_io(io::ErrorKind::Unsupported));
+    }
+    Ok(())
+}
+
+/// [`net::listen`] on `addr`, a failure said as a person can act on it:
+/// `cannot listen on 127.0.0.1:8000: address already in use (another
+/// server? --port 0 picks a free port)`.
+pub(crate) fn listen(
+    addr: SocketAddr,
+    config: &Config,
+    nonblocking: bool,
+    reuse_port: bool,
+) -> io::Result<TcpListener> {
+    net::listen(addr, config.backlog, nonblocking, reuse_port).map_err(|e| {
+        let hint = match e.kind() {
+            io::ErrorKind::AddrInUse => Some("another server? --port 0 picks a free port"),
+            io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+                Some("ports below 1024 need root; --port 0 picks a free port")
+            }
+            io::ErrorKind::AddrNotAvailable if addr.is_ipv6() => {
+                Some("that address is not on this host; ::1 or :: is")
+            }
+            io::ErrorKind::AddrNotAvailable => {
+                Some("that address is not on this host; 127.0.0.1 or 0.0.0.0 is")
+            }
+            _ if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+                Some("this host has no IPv6; try 127.0.0.1")
+            }
+            _ => None,
+        };
+        words::failed(format!("listen on {addr}"), e, hint)
+    })
+}
+
+/// Announce the listener, then hand it to the mode.
+fn run(listener: TcpListener, mode: Mode, config: &Config) -> io::Result<Summary> {
+    announce(&listener, mode, config)?;
     match mode {
         Mode::Blocking => blocking::serve(listener, config),
         Mode::Selector(backend) => {
@@ -182,19 +254,34 @@ pub fn serve(mode: Mode, config: &Config) -> io::Result<Summary> {
         Mode::Threads => threaded::serve(listener, config, None),
         Mode::Pool => threaded::serve(listener, config, Some(config.pool_size())),
         Mode::Hybrid => {
-            let pool = hybrid::Pool::start(config.pool_size(), config)?;
+            let n = config.pool_size();
+            let pool = hybrid::Pool::start(n, config).map_err(|e| {
+                let attempt = format!("start {}", plural(n as u64, "worker", "workers"));
+                words::failed(attempt, e, Some("fewer --workers?"))
+            })?;
             event_loop::serve(listener, Backend::default_for_os(), config, pool)
         }
     }
 }
 
 /// The start-up line, flushed at once: tests and scripts wait for it to learn
-/// the port (`--port 0` picks a free one).
-fn announce(listener: &TcpListener, mode: Mode) -> io::Result<()> {
+/// the port (`--port 0` picks a free one). Between the mode and the pid, what
+/// was chosen for it: `listening on 127.0.0.1:8000 (mode hybrid, 6 workers,
+/// pid 1234)`; a selector mode given `--workers N` says `N event loops`.
+fn announce(listener: &TcpListener, mode: Mode, config: &Config) -> io::Result<()> {
+    let chosen = match mode {
+        Mode::Pool | Mode::Hybrid => {
+            format!(", {}", plural(config.pool_size() as u64, "worker", "workers"))
+        }
+        Mode::Selector(_) if config.workers.is_some() => {
+            format!(", {}", plural(config.event_loops() as u64, "event loop", "event loops"))
+        }
+        _ => String::new(),
+    };
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "listening on {} (mode {}, pid {})",
+        "listening on {} (mode {}{chosen}, pid {})",
         listener.local_addr()?,
         mode.name(),
         std::process::id()

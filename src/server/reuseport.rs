@@ -12,7 +12,7 @@ use std::net::TcpListener;
 use super::config::Config;
 use super::summary::Summary;
 use super::syscalls::Syscalls;
-use crate::net;
+use crate::words;
 
 /// Run `serve_one` on `listener` and on `loops - 1` more listeners bound to
 /// the same address, each on a thread of its own; add up their summaries.
@@ -20,12 +20,11 @@ pub fn serve<F>(listener: TcpListener, config: &Config, serve_one: F) -> io::Res
 where
     F: Fn(TcpListener) -> io::Result<Summary> + Clone + Send + 'static,
 {
-    let loops = config.workers.unwrap_or(1).max(1);
+    let loops = config.event_loops();
     let addr = listener.local_addr()?;
     let mut others = Vec::new();
     for n in 1..loops {
-        let ip = addr.ip().to_string();
-        let listener = net::listen(&ip, addr.port(), config.backlog, true, true)?;
+        let listener = super::listen(addr, config, true, true)?;
         let (serve_one, started) = (serve_one.clone(), Syscalls::new(config.trace));
         others.push(std::thread::spawn(move || {
             // strace shows this thread's clone3 in the parent; the id it
@@ -41,7 +40,7 @@ where
     for other in others {
         match other.join() {
             Ok(Ok(theirs)) => summary.absorb(&theirs),
-            Ok(Err(e)) => eprintln!("event loop: {e}"),
+            Ok(Err(e)) => eprintln!("event loop stopped: {}", words::cause(&e)),
             Err(_) => eprintln!("an event loop panicked"),
         }
     }

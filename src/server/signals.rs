@@ -49,11 +49,18 @@ impl Signals {
     /// event loop, with `--workers N`).
     pub fn install() -> io::Result<Signals> {
         let (read, write) = nonblocking_pipe()?;
-        // The write end lives as long as the process: the handler may run any time.
-        ffi::add_pipe(write.into_raw_fd())?;
+        ffi::add_pipe(write.as_raw_fd())?;
         for signal in SIGNALS {
             ffi::catch(signal)?;
         }
+        // A stop that came before this pipe was added (another event loop
+        // had installed the handler already) was never written to it: say
+        // it here, or this loop would wait on forever.
+        if stop_requested() {
+            let _ = nix::unistd::write(&write, &[Signal::SIGTERM as i32 as u8]);
+        }
+        // The write end lives as long as the process: the handler may run any time.
+        let _ = write.into_raw_fd();
         Ok(Signals { pipe: read })
     }
 

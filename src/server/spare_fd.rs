@@ -21,6 +21,7 @@ use std::os::fd::AsRawFd;
 use super::syscalls::Syscalls;
 use crate::protocol;
 use crate::selector::{Events, Selector, EVENT_READ};
+use crate::words;
 
 /// The one fd held in reserve.
 pub struct SpareFd {
@@ -49,7 +50,7 @@ impl SpareFd {
             Some(libc::ECONNABORTED | libc::EINTR) => true,
             _ if e.kind() == io::ErrorKind::WouldBlock => false,
             _ => {
-                eprintln!("accept: {e}");
+                eprintln!("cannot accept a client: {}", words::cause(e));
                 false
             }
         }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use super::handler::Handler;
 use super::syscalls::Syscalls;
 use crate::selector::{Backend, Selector};
+use crate::words::plural;
 
 /// What a server did, printed as one line when it stops.
 #[derive(Default)]
@@ -116,11 +117,11 @@ impl fmt::Display for Summary {
         let t = &self.totals;
         write!(
             f,
-            "served {} connections, {} lines, {} bytes in, {} bytes out",
-            t.connections.load(Relaxed),
-            t.lines.load(Relaxed),
-            t.bytes_in.load(Relaxed),
-            t.bytes_out.load(Relaxed),
+            "served {}, {}, {} in, {} out",
+            plural(t.connections.load(Relaxed), "connection", "connections"),
+            plural(t.lines.load(Relaxed), "line", "lines"),
+            plural(t.bytes_in.load(Relaxed), "byte", "bytes"),
+            plural(t.bytes_out.load(Relaxed), "byte", "bytes"),
         )?;
         if !self.syscalls.is_empty() {
             f.write_str("; syscalls:")?;
@@ -129,5 +130,30 @@ impl fmt::Display for Summary {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_line_reads_right_for_one_and_for_many() {
+        let summary = |n: u64| {
+            let totals = Totals::default();
+            for counter in [&totals.connections, &totals.lines, &totals.bytes_in] {
+                Totals::add(counter, n);
+            }
+            Totals::add(&totals.bytes_out, 1);
+            Summary { totals, syscalls: vec![("read", 1)], wakeups: None }.to_string()
+        };
+        assert_eq!(
+            summary(1),
+            "served 1 connection, 1 line, 1 byte in, 1 byte out; syscalls: read 1"
+        );
+        assert_eq!(
+            summary(5),
+            "served 5 connections, 5 lines, 5 bytes in, 1 byte out; syscalls: read 1"
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use crate::net;
 use crate::trace;
+use crate::words;
 
 /// Counters of the calls made, and whether to narrate them.
 #[derive(Default, Clone)]
@@ -104,7 +105,7 @@ impl Syscalls {
                 Ok(0) => format!("{who}: end of file"),
                 Ok(_) => format!("bytes from {who}"),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => "nothing left to read".into(),
-                Err(e) => format!("{who}: {e}"),
+                Err(e) => format!("{who}: {}", words::cause(e)),
             };
             let call = format_args!("read({}, {shown}, {})", fd.as_raw_fd(), buf.len());
             trace::line(call, &trace::result(r.as_ref().map(|&n| n as i64)), format_args!("{why}"));
@@ -125,7 +126,7 @@ impl Syscalls {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     "send buffer full: wait for EVENT_WRITE".into()
                 }
-                Err(e) => format!("{who}: {e}"),
+                Err(e) => format!("{who}: {}", words::cause(e)),
             };
             let call = format_args!(
                 "sendto({fd}, {}, {}, {}, NULL, 0)",

@@ -38,6 +38,7 @@ use super::blocking::serve_client;
 use super::config::Config;
 use super::summary::{Summary, Totals};
 use super::syscalls::Syscalls;
+use crate::words;
 
 /// Stack per client thread. The default is 2 MiB (8 MiB for the main
 /// thread); a client's loop needs a few KiB, and small stacks are what let
@@ -138,7 +139,7 @@ pub fn serve(
                         calls.clone += 1;
                         handles.push(handle);
                     }
-                    Err(e) => eprintln!("cannot start a thread: {e}"),
+                    Err(e) => eprintln!("cannot start a thread for a client: {}", words::cause(&e)),
                 }
                 // Reap finished threads now and then so the list stays short.
                 if handles.len() > 1024 {
@@ -174,7 +175,7 @@ fn serve_one(shared: &Shared, job: Job, mut calls: Syscalls) {
         serve_client(&job.stream, &job.addr, &shared.config, &shared.totals, &mut calls, &|| false);
     let why = match outcome {
         Ok(()) => format!("{}: client done", job.addr),
-        Err(e) => format!("{}: {e}", job.addr),
+        Err(e) => format!("{}: {}", job.addr, words::cause(&e)),
     };
     if let Ok(mut live) = shared.live.lock() {
         live.remove(&job.id);

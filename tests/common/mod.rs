@@ -134,7 +134,9 @@ impl Drop for Server {
 }
 
 /// `listening on 127.0.0.1:4321 (mode epoll, pid 99)` → the address, after
-/// checking the mode and pid are the ones started.
+/// checking the mode and pid are the ones started, and that anything between
+/// them is a count: `(mode pool, 6 workers, pid 99)`, `(mode epoll, 2 event
+/// loops, pid 99)`.
 fn parse_banner(line: &str, mode: &str, pid: u32) -> SocketAddr {
     let parsed = line
         .strip_prefix("listening on ")
@@ -143,8 +145,30 @@ fn parse_banner(line: &str, mode: &str, pid: u32) -> SocketAddr {
     let Some((addr, rest)) = parsed else {
         panic!("unexpected start-up line: {line:?}");
     };
-    assert_eq!(rest, format!("{mode}, pid {pid}"), "start-up line: {line:?}");
+    let parts: Vec<&str> = rest.split(", ").collect();
+    assert!(parts.len() >= 2, "start-up line: {line:?}");
+    let pid = format!("pid {pid}");
+    let (first, last, between) = (parts[0], parts[parts.len() - 1], &parts[1..parts.len() - 1]);
+    assert!(first == mode && last == pid, "start-up line: {line:?}");
+    assert!(between.len() <= 1 && between.iter().all(|c| is_count(c)), "start-up line: {line:?}");
     addr
+}
+
+/// `1 worker`, `6 workers`, `1 event loop`, `3 event loops`: the plural
+/// agreeing with the number.
+pub fn is_count(said: &str) -> bool {
+    let Some((n, what)) = said.split_once(' ') else {
+        return false;
+    };
+    let Ok(n) = n.parse::<u64>() else {
+        return false;
+    };
+    let (one, many) = match what {
+        "worker" | "workers" => ("worker", "workers"),
+        "event loop" | "event loops" => ("event loop", "event loops"),
+        _ => return false,
+    };
+    what == if n == 1 { one } else { many }
 }
 
 /// A thread that hands over a pipe's first line at once, then keeps
