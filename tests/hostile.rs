@@ -544,7 +544,7 @@ fn never_reader_costs_no_wakeups(mode: &str) {
     let (addr, pid) = (server.addr, server.pid().as_raw());
     ping_pong(&server.connect(), 1); // the loop runs (and handles SIGUSR1)
     let (stream, sent, blocked) = never_reader(addr, NEVER_READER_CAP).unwrap();
-    thread::sleep(Duration::from_millis(300));
+    settle(pid);
     if selector {
         kill(server.pid(), Signal::SIGUSR1).unwrap();
     }
@@ -880,6 +880,22 @@ fn cpu_time(pid: i32) -> Duration {
         .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
     let ticks = stat.utime + stat.stime;
     Duration::from_millis(ticks * 1000 / procfs::ticks_per_second().max(1))
+}
+
+/// Wait until the server has answered what it had already read when the
+/// client blocked: no CPU tick in a 300 ms window (on a loaded machine,
+/// hybrid's workers may still be working through megabytes of pings), for
+/// up to 10 s. A server that spins never gets there, and the measurement
+/// that follows catches it; a fixed sleep here made the test flaky under
+/// load, not stricter.
+fn settle(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let (cpu, _) = cpu_over(pid, Duration::from_millis(300));
+        if cpu.is_zero() {
+            return;
+        }
+    }
 }
 
 /// CPU time used by `pid` over about `span` of wall time, and that wall time.
