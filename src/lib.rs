@@ -6,7 +6,9 @@
 //! - [`selector`]: a Python-shaped `Selector` over epoll, kqueue, poll and select;
 //! - [`protocol`]: the line protocol, pure code shared by every mode;
 //! - [`net`]: listen, accept and send, as the course calls them;
-//! - [`server`]: one file per mode (blocking, selector loop, threads and pool);
+//! - [`server`]: one file per mode (blocking, the selector loop, threads and pool,
+//!   hybrid), and the event loop's guards, one file each;
+//! - [`trace`]: `--trace`, the calls narrated in strace's syntax;
 //! - [`client`]: the threaded and selector clients;
 //! - [`words`]: what a person reads: plurals, and errors in words.
 //!

@@ -137,8 +137,9 @@ mod ffi {
         };
         #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
         let fd = {
-            let _ = nonblocking; // set by fcntl afterwards, in `net::accept`
-                                 // SAFETY: as above.
+            // O_NONBLOCK is set by fcntl afterwards, in `net::accept`.
+            let _ = nonblocking;
+            // SAFETY: as above.
             unsafe { libc::accept(listener, addr, &mut len) }
         };
         if fd == -1 {
@@ -174,11 +175,13 @@ mod ffi {
     }
 }
 
+/// Whether this OS has `accept4`, which sets the new socket's flags in the
+/// same call (Linux and FreeBSD); elsewhere [`accept`] makes `fcntl` calls too.
+pub const ACCEPT4: bool =
+    cfg!(any(target_os = "linux", target_os = "android", target_os = "freebsd"));
+
 /// The name strace shows for [`accept`], for the summary line.
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-pub const ACCEPT_CALL: &str = "accept4";
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-pub const ACCEPT_CALL: &str = "accept";
+pub const ACCEPT_CALL: &str = if ACCEPT4 { "accept4" } else { "accept" };
 /// The name strace shows for [`send`]: libc's send() is sendto() underneath.
 pub const SEND_CALL: &str = "sendto";
 

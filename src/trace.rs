@@ -41,14 +41,12 @@ pub fn result(r: Result<i64, &io::Error>) -> String {
 }
 
 /// `fcntl(fd, F_GETFD)`'s result as strace shows it: `0x1 (flags
-/// FD_CLOEXEC)`. The poll and select backends make that call only to learn
-/// whether the fd is open (`sys::check_open` keeps no more), so the flags
-/// shown are the ones every fd this program opens has: it asks for
-/// close-on-exec on each (`SOCK_CLOEXEC`, `O_CLOEXEC`, `EFD_CLOEXEC`, as Rust's
-/// standard library does), and never clears it.
-pub fn fd_flags_result(r: Result<&(), &io::Error>) -> String {
+/// FD_CLOEXEC)` for the close-on-exec flag every fd of this program has, `0`
+/// for none, or the error.
+pub fn fd_flags_result(r: Result<&libc::c_int, &io::Error>) -> String {
     match r {
-        Ok(()) => "0x1 (flags FD_CLOEXEC)".to_string(),
+        Ok(&flags) if flags & libc::FD_CLOEXEC != 0 => format!("{flags:#x} (flags FD_CLOEXEC)"),
+        Ok(&flags) => flags.to_string(),
         Err(e) => result(Err(e)),
     }
 }

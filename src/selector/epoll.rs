@@ -68,7 +68,14 @@ impl Poller {
     /// epoll would report its errors and hang-ups anyway, over and over.
     pub(crate) fn add(&mut self, fd: RawFd, events: Events) -> io::Result<()> {
         if events.is_empty() {
-            return sys::check_open(fd);
+            // No epoll_ctl would fail for a closed fd: check it as poll.rs does.
+            let r = sys::check_open(fd);
+            if self.trace {
+                let why = format_args!("is fd {fd} open? then park it: not in epoll's set");
+                let result = trace::fd_flags_result(r.as_ref());
+                trace::line(format_args!("fcntl({fd}, F_GETFD)"), &result, why);
+            }
+            return r.map(drop);
         }
         let why = format_args!("register fd {fd} for {events:?}");
         self.ctl(libc::EPOLL_CTL_ADD, fd, interest(events) | self.edge, why)

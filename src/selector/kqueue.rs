@@ -134,10 +134,10 @@ impl Poller {
             let r = sys::check_open(fd);
             if self.trace {
                 let why = format_args!("is fd {fd} open? then park it: no filter");
-                let result = trace::result(r.as_ref().map(|()| 0));
+                let result = trace::fd_flags_result(r.as_ref());
                 trace::line(format_args!("fcntl({fd}, F_GETFD)"), &result, why);
             }
-            return r;
+            return r.map(drop);
         }
         let why = format_args!("register fd {fd} for {events:?}");
         let result = self.apply(fd, events, Events::NONE, why);

@@ -164,6 +164,17 @@ impl Backend {
         }
     }
 
+    /// The system call it waits in, as strace names it (glibc's `select()`
+    /// is `pselect6`, see `select.rs`).
+    pub fn wait_call(self) -> &'static str {
+        match self {
+            Backend::Epoll => "epoll_wait",
+            Backend::Kqueue => "kevent",
+            Backend::Poll => "poll",
+            Backend::Select => select::WAIT_CALL,
+        }
+    }
+
     /// One line for `--help`: the call it waits in, and where it exists.
     pub fn help(self) -> &'static str {
         match self {

@@ -143,6 +143,9 @@ const PSELECT6: bool = cfg!(any(
     )
 ));
 
+/// The name of the wait as strace shows it, for the summary line.
+pub(crate) const WAIT_CALL: &str = if PSELECT6 { "pselect6" } else { "select" };
+
 impl Poller {
     /// `pselect6(nfds, [3 4], [], NULL, {tv_sec=1, tv_nsec=500000000}, NULL)`,
     /// or `select(nfds, [3 4], [], NULL, {tv_sec=1, tv_usec=500000})` where

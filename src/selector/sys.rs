@@ -28,17 +28,18 @@ fn owned(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// `fcntl(fd, F_GETFD)`: is `fd` an open descriptor? (`man 2 fcntl`)
+/// `fcntl(fd, F_GETFD)`: is `fd` an open descriptor? Returns its fd flags
+/// (`FD_CLOEXEC`), or EBADF. (`man 2 fcntl`)
 ///
 /// poll(2) and select(2) only learn about a bad fd when they wait; the
 /// selector checks at registration instead, so every backend refuses a closed
 /// fd the same way, at the same moment.
-pub(crate) fn check_open(fd: RawFd) -> io::Result<()> {
+pub(crate) fn check_open(fd: RawFd) -> io::Result<libc::c_int> {
     if fd < 0 {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
     }
     // SAFETY: F_GETFD takes no pointer argument; any integer fd is allowed.
-    cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) }).map(drop)
+    cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })
 }
 
 /// Mark `fd` close-on-exec, for kernels whose creating call has no flag for it.

@@ -59,11 +59,14 @@ impl Summary {
         let mut calls = calls.clone();
         handler.count(&mut calls);
         let stats = selector.stats();
-        let mut syscalls = match selector.backend() {
-            Backend::Epoll => vec![("epoll_wait", stats.waits), ("epoll_ctl", stats.ctl_calls)],
-            Backend::Kqueue => vec![("kevent", stats.waits + stats.ctl_calls)],
-            Backend::Poll => vec![("poll", stats.waits)],
-            Backend::Select => vec![("select", stats.waits)],
+        // kqueue registers through the same kevent call it waits in.
+        let backend = selector.backend();
+        let mut syscalls = match backend {
+            Backend::Epoll => {
+                vec![(backend.wait_call(), stats.waits), ("epoll_ctl", stats.ctl_calls)]
+            }
+            Backend::Kqueue => vec![(backend.wait_call(), stats.waits + stats.ctl_calls)],
+            Backend::Poll | Backend::Select => vec![(backend.wait_call(), stats.waits)],
         };
         syscalls.extend(calls.named());
         Summary { totals: totals.snapshot(), syscalls, wakeups: Some((stats.waits, stats.events)) }

@@ -47,7 +47,7 @@ impl Syscalls {
         let fd = listener.as_raw_fd();
         let r = net::accept(listener, nonblocking);
         if self.trace {
-            let flags = match (ACCEPT4, nonblocking) {
+            let flags = match (net::ACCEPT4, nonblocking) {
                 (false, _) => "",
                 (true, true) => ", SOCK_CLOEXEC|SOCK_NONBLOCK",
                 (true, false) => ", SOCK_CLOEXEC",
@@ -208,12 +208,9 @@ const SEND_FLAGS: &str = "MSG_NOSIGNAL";
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 const SEND_FLAGS: &str = "0";
 
-/// Whether `accept4` sets the flags in the same call (see `sys::accept`).
-const ACCEPT4: bool = cfg!(any(target_os = "linux", target_os = "android", target_os = "freebsd"));
-
 /// Without `accept4`, the flags take calls of their own: narrate them too.
 fn narrate_accept_extras(fd: RawFd, nonblocking: bool) {
-    if ACCEPT4 {
+    if net::ACCEPT4 {
         return;
     }
     let why = "no accept4 here: the flags take calls of their own";
