@@ -12,7 +12,7 @@ M ?= 10
 ARGS ?=
 
 .PHONY: help build test test-kqueue lint check-platforms run-epoll run-kqueue run-poll run-select run-threads \
-        run-pool run-hybrid run-blocking client demo-stall
+        run-pool run-hybrid run-blocking client demo-stall lab
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -69,6 +69,10 @@ run-hybrid: build ## a selector loop for I/O, a pool of threads for the work (--
 	$(BIN) serve --mode hybrid --host $(HOST) --port $(PORT) $(ARGS)
 run-blocking: build ## one client at a time
 	$(BIN) serve --mode blocking --host $(HOST) --port $(PORT) $(ARGS)
+
+NAME ?=
+lab: build ## a break-it lab: make lab NAME=no-spare-fd (NAME=all runs every one; no NAME lists them)
+	$(BIN) lab $(if $(filter all,$(NAME)),--all,$(if $(NAME),$(NAME),--list))
 
 client: build ## N clients (default 5) x M pings (default 10) against HOST:PORT
 	$(BIN) client --host $(HOST) --port $(PORT) --num-clients $(N) --messages $(M) $(ARGS)

@@ -10,6 +10,7 @@
 //!   hybrid), and the event loop's guards, one file each;
 //! - [`trace`]: `--trace`, the calls narrated in strace's syntax;
 //! - [`client`]: the threaded and selector clients;
+//! - [`lab`]: the break-it labs, each guard switched off and the damage measured;
 //! - [`words`]: what a person reads: plurals, and errors in words.
 //!
 //! `unsafe` is refused everywhere but in three small funnels, each block with
@@ -21,6 +22,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod client;
+pub mod lab;
 pub mod net;
 pub mod protocol;
 pub mod selector;

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use pingpong::client::{self, ClientConfig, NUM_CLIENTS};
+use pingpong::lab;
+use pingpong::server::bugs::Bug;
 use pingpong::server::config::count;
 use pingpong::server::{self, Config, Mode};
 use pingpong::{net, words};
@@ -25,6 +27,25 @@ enum Command {
     Serve(ServeArgs),
     /// Connect clients that send pings and read pongs.
     Client(ClientArgs),
+    /// Switch one guard off and measure what goes wrong (docs/labs.md).
+    Lab(LabArgs),
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct LabArgs {
+    /// The lab, named after the bug it switches on.
+    #[arg(value_enum, group = "which")]
+    name: Option<Bug>,
+    /// List the labs.
+    #[arg(long, group = "which")]
+    list: bool,
+    /// Run every lab, one after the other.
+    #[arg(long, group = "which")]
+    all: bool,
+    /// Skip the run under strace.
+    #[arg(long)]
+    no_strace: bool,
 }
 
 #[derive(clap::Args)]
@@ -72,6 +93,65 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Client(args) => run_client(args),
+        Command::Lab(args) => run_lab(args),
+    }
+}
+
+fn run_lab(args: LabArgs) -> ExitCode {
+    if args.list {
+        for lab in lab::labs() {
+            println!("{:<17} {}", lab.bug.name(), lab.bug.what());
+            println!("{:<17} lab: {}", "", lab.scenario);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let bin = match std::env::current_exe() {
+        Ok(bin) => bin,
+        Err(e) => {
+            eprintln!("pingpong lab: cannot find my own binary: {}", words::cause(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let chosen: Vec<lab::Lab> = match args.name {
+        Some(bug) => lab::lab(bug).into_iter().collect(),
+        None => lab::labs(),
+    };
+    let (mut shown, total) = (0, chosen.len());
+    for lab in &chosen {
+        match lab::run(lab, &bin, !args.no_strace) {
+            Ok(outcome) => {
+                println!("{outcome}");
+                match &outcome.strace {
+                    Ok(lines) if !lines.is_empty() => {
+                        println!("  strace, guard off:");
+                        lines.iter().for_each(|line| println!("    {line}"));
+                    }
+                    Ok(_) => println!("  strace, guard off: no line showed it"),
+                    Err(why) if !args.no_strace => println!("  strace: skipped, {why}"),
+                    Err(_) => {}
+                }
+                let bug = lab.bug;
+                println!(
+                    "  the guard: {}; docs/labs.md#{bug} ({:.1} s)",
+                    bug.guard(),
+                    outcome.secs
+                );
+                if outcome.shows_bug() {
+                    shown += 1;
+                } else {
+                    println!("  this lab did not show its bug: see the readings above");
+                }
+            }
+            Err(e) => eprintln!("pingpong lab {}: {}", lab.bug, words::cause(&e)),
+        }
+    }
+    if total > 1 {
+        println!("{shown} of {total} labs showed their bug with the guard off, and not with it on");
+    }
+    if shown == total {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 
+use super::bugs::Bug;
 use crate::net;
 
 /// Everything `pingpong serve` can be told. The command line is this struct
@@ -61,6 +62,10 @@ pub struct Config {
     /// Unsent reply bytes per client before the server stops reading it.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_pending: usize,
+    /// Switch one guard off, on purpose, to watch what it prevents (may be
+    /// given more than once; `pingpong lab --list` and docs/labs.md tell more).
+    #[arg(long = "bug", value_name = "NAME", value_enum)]
+    pub bugs: Vec<Bug>,
 }
 
 /// `--idle-timeout`: how long a client may stay silent (`None` = forever).

@@ -30,11 +30,13 @@ use clap::ValueEnum;
 use crate::net;
 use crate::selector::Backend;
 use crate::words::{self, plural, Failure};
+use bugs::Needs;
 pub use config::{default_max_clients, default_workers, Config, Idle};
 use handler::Inline;
 pub use summary::{Summary, Totals};
 
 pub mod blocking;
+pub mod bugs;
 pub mod config;
 pub mod conn;
 pub mod deadlines;
@@ -168,6 +170,10 @@ impl ValueEnum for Mode {
 /// what failed, where, and why, in words (see [`crate::words`]).
 pub fn serve(mode: Mode, config: &Config) -> io::Result<Summary> {
     check(mode, config)?;
+    bugs::switch_on(&config.bugs);
+    for bug in bugs::switched_on() {
+        eprintln!("{}", bug.warning());
+    }
     // Several event loops (`--workers N` in a selector mode) each bind their
     // own listener to the port: every one of them needs SO_REUSEPORT.
     let reuse_port = mode.is_selector() && config.event_loops() > 1;
@@ -206,6 +212,29 @@ fn check(mode: Mode, config: &Config) -> io::Result<()> {
         );
         let failure = Failure::new(format!("use --edge with --mode {mode}"), why).hint(Some(hint));
         return Err(failure.into_io(io::ErrorKind::Unsupported));
+    }
+    for bug in &config.bugs {
+        let event_loop = |m: Mode| m.is_available() && (m.is_selector() || m == Mode::Hybrid);
+        let (applies, why, hint) = match bug.needs() {
+            Needs::EventLoop => (
+                event_loop(mode),
+                format!("it undoes a guard of the selector loop, and {mode} mode has none"),
+                format!("--bug {bug} needs --mode {}", modes(event_loop, "or")),
+            ),
+            Needs::EdgeTriggered => (
+                config.edge && mode.supports_edge(),
+                "it undoes the drain an edge-triggered loop must do".into(),
+                format!(
+                    "--bug {bug} needs --edge, with --mode {}",
+                    modes(|m| m.is_available() && m.supports_edge(), "or")
+                ),
+            ),
+        };
+        if !applies {
+            let attempt = format!("use --bug {bug} with --mode {mode}");
+            let failure = Failure::new(attempt, why).hint(Some(hint));
+            return Err(failure.into_io(io::ErrorKind::Unsupported));
+        }
     }
     Ok(())
 }

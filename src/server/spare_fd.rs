@@ -18,6 +18,7 @@ use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 
+use super::bugs::Bug;
 use super::syscalls::Syscalls;
 use crate::protocol;
 use crate::selector::{Events, Selector, EVENT_READ};
@@ -46,6 +47,9 @@ impl SpareFd {
         calls: &mut Syscalls,
     ) -> bool {
         match e.raw_os_error() {
+            // The bug (`--bug no-spare-fd`): back to the wait with the client
+            // still queued, so the listener is still readable: a spin.
+            Some(libc::EMFILE | libc::ENFILE) if Bug::NoSpareFd.is_on() => false,
             Some(libc::EMFILE | libc::ENFILE) => self.refuse(listener, selector, calls),
             Some(libc::ECONNABORTED | libc::EINTR) => true,
             _ if e.kind() == io::ErrorKind::WouldBlock => false,

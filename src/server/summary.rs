@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::bugs;
 use super::handler::Handler;
 use super::syscalls::Syscalls;
 use crate::selector::{Backend, Selector};
@@ -131,6 +132,9 @@ impl fmt::Display for Summary {
             for (name, count) in &self.syscalls {
                 write!(f, " {name} {count}")?;
             }
+        }
+        for bug in bugs::switched_on() {
+            write!(f, "; broken on purpose: --bug {bug}")?;
         }
         Ok(())
     }

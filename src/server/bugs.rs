@@ -1,0 +1,204 @@
+//! Guards switched off on purpose: `serve --bug NAME`, for the labs
+//! (`pingpong lab`, `docs/labs.md`).
+//!
+//! Every guard in the server exists because a real project shipped the bug
+//! it prevents. A student learns a guard best by removing it and watching
+//! what goes wrong, with the tools the course teaches: `strace`, `--trace`,
+//! `--stats`, `top`. Each [`Bug`] undoes exactly one guard, and the code that
+//! does it is one named check next to that guard:
+//!
+//! ```text
+//! if Bug::NoSpareFd.is_on() {
+//!     return false; // the bug: back to the wait, with the listener still readable
+//! }
+//! ```
+//!
+//! so the correct path reads as it always did, and `grep -rn Bug::` lists
+//! every place a guard can be undone. Which bugs are on is decided once,
+//! before the server starts ([`switch_on`]), and never changes after: a
+//! process-wide switchboard rather than a flag handed down through every
+//! constructor the guards would not otherwise need.
+
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+use clap::builder::PossibleValue;
+use clap::ValueEnum;
+
+/// One guard switched off. The names are the command line's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bug {
+    /// No reserve fd and no parking at EMFILE: the listener spins.
+    NoSpareFd,
+    /// EVENT_WRITE stays registered with nothing to write: the wait never waits.
+    AlwaysWritable,
+    /// With `--edge`, one read per readiness: the rest of a request is never read.
+    EdgeNoDrain,
+    /// A partial write is taken for a whole one: the rest of the reply is lost.
+    ShortWriteLost,
+    /// Reading never pauses for a client that does not read: memory grows.
+    NoBackpressure,
+    /// `--max-line` is ignored: a line without a newline grows without end.
+    NoLineLimit,
+    /// SIGPIPE back to its default and writes without `MSG_NOSIGNAL`: one
+    /// client's reset kills the server.
+    Sigpipe,
+    /// Accepted sockets left blocking: one silent client stalls everyone.
+    BlockingClient,
+    /// Events of an fd closed earlier in the same batch are delivered anyway.
+    StaleEvents,
+    /// EINTR from the wait is fatal: `strace -p`, Ctrl-Z then `fg`, kill the server.
+    EintrFatal,
+}
+
+impl Bug {
+    /// Every bug, in the order `pingpong lab --list` shows them.
+    pub const ALL: [Bug; 10] = [
+        Bug::NoSpareFd,
+        Bug::AlwaysWritable,
+        Bug::EdgeNoDrain,
+        Bug::ShortWriteLost,
+        Bug::NoBackpressure,
+        Bug::NoLineLimit,
+        Bug::Sigpipe,
+        Bug::BlockingClient,
+        Bug::StaleEvents,
+        Bug::EintrFatal,
+    ];
+
+    /// The name on the command line, and the lab's anchor in `docs/labs.md`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::NoSpareFd => "no-spare-fd",
+            Bug::AlwaysWritable => "always-writable",
+            Bug::EdgeNoDrain => "edge-no-drain",
+            Bug::ShortWriteLost => "short-write-lost",
+            Bug::NoBackpressure => "no-backpressure",
+            Bug::NoLineLimit => "no-line-limit",
+            Bug::Sigpipe => "sigpipe",
+            Bug::BlockingClient => "blocking-client",
+            Bug::StaleEvents => "stale-events",
+            Bug::EintrFatal => "eintr-fatal",
+        }
+    }
+
+    /// What goes wrong, in one line (for `--help` and `pingpong lab --list`).
+    pub fn what(self) -> &'static str {
+        match self {
+            Bug::NoSpareFd => "no reserve fd at EMFILE: the listener spins at 100% CPU",
+            Bug::AlwaysWritable => {
+                "EVENT_WRITE always asked for: the wait returns at once, forever"
+            }
+            Bug::EdgeNoDrain => {
+                "--edge, one read per event: a request split over reads waits forever"
+            }
+            Bug::ShortWriteLost => "a partial write taken as whole: a slow reader loses bytes",
+            Bug::NoBackpressure => "never stop reading a client that never reads: memory grows",
+            Bug::NoLineLimit => "--max-line ignored: a line without a newline grows without end",
+            Bug::Sigpipe => "SIGPIPE left at its default: one client's reset kills the server",
+            Bug::BlockingClient => {
+                "client sockets left blocking: one silent client stalls everyone"
+            }
+            Bug::StaleEvents => "events of an fd closed in the same batch reach its new owner",
+            Bug::EintrFatal => "EINTR from the wait is fatal: strace -p or Ctrl-Z kills the server",
+        }
+    }
+
+    /// Where the guard this bug removes lives: file and function.
+    pub fn guard(self) -> &'static str {
+        match self {
+            Bug::NoSpareFd => "src/server/spare_fd.rs, SpareFd::go_on",
+            Bug::AlwaysWritable => "src/server/conn.rs, Conn::interest",
+            Bug::EdgeNoDrain => "src/server/event_loop.rs, service_connection",
+            Bug::ShortWriteLost => "src/server/conn.rs, Conn::flush",
+            Bug::NoBackpressure => "src/server/limits.rs, Limits::may_read",
+            Bug::NoLineLimit => "src/protocol.rs, respond",
+            Bug::Sigpipe => "src/net.rs, send",
+            Bug::BlockingClient => "src/server/event_loop.rs, accept",
+            Bug::StaleEvents => "src/selector/mod.rs, Selector::ready_key_mut",
+            Bug::EintrFatal => "src/selector/mod.rs, Selector::select",
+        }
+    }
+
+    /// Whether this bug was switched on for this process ([`switch_on`]).
+    pub fn is_on(self) -> bool {
+        SWITCHED_ON.load(Relaxed) & self.bit() != 0
+    }
+
+    fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
+    /// What the code this bug undoes runs in: `serve` refuses the bug
+    /// anywhere else, since it would change nothing.
+    pub fn needs(self) -> Needs {
+        match self {
+            Bug::EdgeNoDrain => Needs::EdgeTriggered,
+            _ => Needs::EventLoop,
+        }
+    }
+
+    /// The line printed at start-up, on stderr.
+    pub fn warning(self) -> String {
+        format!(
+            "warning: --bug {0}: this server is broken on purpose; see docs/labs.md#{0}",
+            self.name()
+        )
+    }
+}
+
+/// Where a bug's guard runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// A selector loop: the selector modes, and hybrid's loop.
+    EventLoop,
+    /// An edge-triggered selector loop (`--edge`).
+    EdgeTriggered,
+}
+
+/// The bugs switched on, one bit each. Written once, by [`switch_on`],
+/// before any guard runs; read (`Relaxed`: nothing else is ordered by it)
+/// wherever a guard may be undone.
+static SWITCHED_ON: AtomicU32 = AtomicU32::new(0);
+
+/// Switch `bugs` on for the rest of this process's life.
+pub fn switch_on(bugs: &[Bug]) {
+    let bits = bugs.iter().fold(0, |bits, bug| bits | bug.bit());
+    SWITCHED_ON.fetch_or(bits, Relaxed);
+}
+
+/// The bugs switched on, in [`Bug::ALL`]'s order.
+pub fn switched_on() -> Vec<Bug> {
+    Bug::ALL.into_iter().filter(|bug| bug.is_on()).collect()
+}
+
+impl std::fmt::Display for Bug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `--bug NAME` for clap, from [`Bug::ALL`].
+impl ValueEnum for Bug {
+    fn value_variants<'a>() -> &'a [Bug] {
+        &Bug::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()).help(self.what()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bug_has_its_own_bit_and_name() {
+        let bits = Bug::ALL.iter().fold(0, |bits, bug| bits | bug.bit());
+        assert_eq!(bits.count_ones() as usize, Bug::ALL.len());
+        let mut names: Vec<_> = Bug::ALL.iter().map(|bug| bug.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Bug::ALL.len());
+    }
+}

@@ -1,0 +1,108 @@
+//! The break-it labs (`pingpong lab NAME`): each switches one guard off with
+//! `serve --bug NAME`, plays its scenario with the guard and without it, and
+//! must show its symptom only without it. The symptom is counted (wait
+//! returns, bytes lost, replies, exit status, memory) with wide margins,
+//! by the lab's own code in `src/lab/`: these tests play the very labs a
+//! student runs.
+//!
+//! Under strace (installed in CI) each lab also plays once traced, and the
+//! lines it shows must hold the call that gives the bug away.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+use common::BIN;
+use pingpong::lab::{self, Outcome};
+use pingpong::server::bugs::Bug;
+
+/// The labs load the machine (a spinning server, thousands of bytes in
+/// flight): one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Play the lab of `bug`, and check what every lab must do: the symptom
+/// with the bug, none without, and (under strace) an excerpt that holds
+/// the lab's first mark.
+fn play(bug: Bug) -> Outcome {
+    let _one = serial();
+    let lab = lab::lab(bug).unwrap_or_else(|| panic!("no lab for --bug {bug}"));
+    let outcome = lab::run(&lab, Path::new(BIN), true).unwrap_or_else(|e| panic!("lab {bug}: {e}"));
+    assert!(outcome.broken.broken, "{bug}: no symptom with the guard off:\n{outcome}");
+    assert!(!outcome.guarded.broken, "{bug}: the symptom shows with the guard on:\n{outcome}");
+    match &outcome.strace {
+        Ok(lines) => {
+            let mark = lab.strace.1[0];
+            assert!(
+                lines.first().is_some_and(|line| line.contains(mark)),
+                "{bug}: the strace excerpt does not start at {mark:?}: {lines:?}"
+            );
+        }
+        Err(why) => eprintln!("{bug}: strace part skipped: {why}"),
+    }
+    outcome
+}
+
+#[test]
+fn no_spare_fd_spins_at_emfile_and_leaves_the_newcomer_waiting() {
+    let outcome = play(Bug::NoSpareFd);
+    assert!(outcome.broken.to_string().contains("not answered"), "{outcome}");
+    assert!(outcome.guarded.to_string().contains("newcomer served"), "{outcome}");
+}
+
+#[test]
+fn a_broken_server_says_so_at_start_and_in_its_summary() {
+    let out = common::run_with_timeout(
+        Command::new("sh").args([
+            "-c",
+            "\"$0\" serve --port 0 --bug no-spare-fd & sleep 0.5; kill $!; wait",
+            BIN,
+        ]),
+        common::PATIENCE,
+    );
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stderr.contains("warning: --bug no-spare-fd: this server is broken on purpose; see docs/labs.md#no-spare-fd"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("; broken on purpose: --bug no-spare-fd"), "{stdout}");
+}
+
+#[test]
+fn a_bug_with_no_meaning_in_the_mode_is_refused_in_one_line() {
+    let out = common::run_with_timeout(
+        Command::new(BIN).args([
+            "serve",
+            "--port",
+            "0",
+            "--mode",
+            "threads",
+            "--bug",
+            "no-spare-fd",
+        ]),
+        common::PATIENCE,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr.trim(),
+        "pingpong serve: cannot use --bug no-spare-fd with --mode threads: it undoes a guard of \
+         the selector loop, and threads mode has none (--bug no-spare-fd needs --mode epoll, poll, \
+         select or hybrid)"
+    );
+    let out = common::run_with_timeout(
+        Command::new(BIN).args(["serve", "--port", "0", "--bug", "edge-no-drain"]),
+        common::PATIENCE,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("cannot use --bug edge-no-drain with --mode epoll"), "{stderr}");
+    assert!(stderr.contains("needs --edge"), "{stderr}");
+}
