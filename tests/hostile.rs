@@ -60,6 +60,7 @@ macro_rules! in_every_mode {
         in_every_mode!(@mode poll "poll"; $($check),*);
         in_every_mode!(@mode threads "threads"; $($check),*);
         in_every_mode!(@mode hybrid "hybrid"; $($check),*);
+        in_every_mode!(@mode uring "uring"; $($check),*);
     };
     (@mode $module:ident $mode:literal; $($check:ident),*) => {
         mod $module {

@@ -31,6 +31,7 @@ use std::io;
 pub use abi::{Cqe, Sqe, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE};
 pub use bufring::BufRing;
 pub use ring::{Entered, Options, Ring, Stats, Taskrun};
+pub use sys::accepted_fd;
 pub use trace::comment;
 
 /// Why io_uring_setup(2) failed, in one line a person can act on, with the

@@ -82,6 +82,16 @@ pub(crate) fn io_uring_register_buf_ring(fd: RawFd, opcode: u32, reg: &BufReg) -
     Ok(())
 }
 
+/// The new socket an accept completion names (its `res`, when not an
+/// error), now owned: closed when dropped. Call it once per accept
+/// completion, as the kernel created that fd for us and nothing else owns it.
+pub fn accepted_fd(cqe: Cqe) -> Option<OwnedFd> {
+    // SAFETY: a non-negative `res` of an accept completion is an fd the
+    // kernel has just installed in our table for this request; taking it
+    // once, here, makes this its only owner.
+    (cqe.res >= 0).then(|| unsafe { OwnedFd::from_raw_fd(cqe.res) })
+}
+
 /// Plain-data types that may be copied into and out of shared memory: every
 /// bit pattern is a valid value, and they have no padding.
 pub(crate) trait Pod: Copy {}

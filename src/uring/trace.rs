@@ -79,14 +79,19 @@ pub(crate) fn setup(entries: u32, asked: &Params, got: &Params, r: &io::Result<O
         }
         Err(e) => (trace::result(Err(e)), "no io_uring here".to_string()),
     };
-    let call = format_args!("io_uring_setup({entries}, {{flags={flags}, ...}})");
+    // strace goes on with the features and every offset the kernel wrote.
+    let call = format_args!(
+        "io_uring_setup({entries}, {{flags={flags}, sq_thread_cpu=0, sq_thread_idle=0, \
+         sq_entries={}, cq_entries={}, ...}})",
+        got.sq_entries, got.cq_entries
+    );
     trace::line(call, &result, format_args!("{why}"));
 }
 
 /// io_uring_register(2) of a buffer ring, narrated.
 pub(crate) fn register(fd: i32, op: &str, reg: &BufReg, r: &io::Result<()>) {
     let call = format_args!(
-        "io_uring_register({fd}, {op}, {{ring_addr={:#x}, ring_entries={}, bgid={}, flags=0}}, 1)",
+        "io_uring_register({fd}, {op}, {{ring_addr={:#x}, ring_entries={}, bgid={}}}, 1)",
         reg.ring_addr, reg.ring_entries, reg.bgid
     );
     let why = format!("{} provided buffers, group {}", reg.ring_entries, reg.bgid);

@@ -21,12 +21,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_pingpong");
 #[allow(dead_code)]
 #[cfg(all(target_os = "linux", not(kqueue)))]
 pub const ALL_MODES: &[&str] =
-    &["blocking", "epoll", "poll", "select", "threads", "pool", "hybrid"];
+    &["blocking", "epoll", "poll", "select", "threads", "pool", "hybrid", "uring"];
 /// Linux linked against libkqueue (`make test-kqueue`) has kqueue as well.
 #[allow(dead_code)]
 #[cfg(all(target_os = "linux", kqueue))]
 pub const ALL_MODES: &[&str] =
-    &["blocking", "epoll", "kqueue", "poll", "select", "threads", "pool", "hybrid"];
+    &["blocking", "epoll", "kqueue", "poll", "select", "threads", "pool", "hybrid", "uring"];
 #[allow(dead_code)]
 #[cfg(not(target_os = "linux"))]
 pub const ALL_MODES: &[&str] =
