@@ -67,6 +67,9 @@ macro_rules! in_every_mode {
             $(
                 #[test]
                 fn $check() {
+                    if !crate::common::mode_usable($mode, stringify!($check)) {
+                        return;
+                    }
                     super::$check($mode);
                 }
             )*

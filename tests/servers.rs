@@ -554,6 +554,9 @@ macro_rules! per_mode {
             $(
                 #[test]
                 fn $test() {
+                    if !crate::common::mode_usable($mode, stringify!($test)) {
+                        return;
+                    }
                     super::$test($mode);
                 }
             )*
