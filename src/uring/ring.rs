@@ -238,7 +238,7 @@ impl Ring {
         self.stats.submitted += u64::from(consumed);
         if self.trace {
             let call = trace::EnterCall { fd: self.fd(), to_submit, min_complete, flags };
-            trace::enter(&call, arg.as_ref(), ts.as_ref(), &r, timeout);
+            trace::enter(&call, arg.as_ref(), &r, timeout);
             for n in 0..consumed {
                 let slot = before.wrapping_add(n) & self.sq.mask;
                 let sqe: Sqe = self.sqes.read(slot as usize * size_of::<Sqe>());

@@ -116,7 +116,6 @@ const ENTER_FLAGS: &[(u64, &str)] = &[
 pub(crate) fn enter(
     call: &EnterCall,
     arg: Option<&GeteventsArg>,
-    _ts: Option<&KernelTimespec>,
     r: &io::Result<u32>,
     timeout: Option<Duration>,
 ) {

@@ -79,7 +79,9 @@ pub fn serve(
 /// The ring and its provided buffers, or the reason there is none.
 fn setup(config: &Config) -> io::Result<Ring> {
     let entries = config.uring_entries as u32;
-    let cq_entries = Some(config.uring_cq_entries.map_or(entries * 16, |n| n as u32));
+    // Completions come in bursts (a receive and a send per client per turn):
+    // 16 per SQE, within the kernel's most (65536).
+    let cq_entries = Some(config.uring_cq_entries.map_or(entries * 16, |n| n as u32).min(65536));
     let options = uring::Options { entries, cq_entries, trace: config.trace };
     let mut ring = Ring::new(options).map_err(|e| {
         let sysctl = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").ok();
