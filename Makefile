@@ -12,7 +12,7 @@ M ?= 10
 ARGS ?=
 
 .PHONY: help build test test-kqueue lint check-platforms run-epoll run-kqueue run-poll run-select run-threads \
-        run-pool run-hybrid run-blocking client demo-stall lab
+        run-pool run-hybrid run-uring run-blocking client demo-stall lab
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -67,6 +67,8 @@ run-pool: build ## a fixed pool of threads (--workers)
 	$(BIN) serve --mode pool --host $(HOST) --port $(PORT) $(ARGS)
 run-hybrid: build ## a selector loop for I/O, a pool of threads for the work (--workers)
 	$(BIN) serve --mode hybrid --host $(HOST) --port $(PORT) $(ARGS)
+run-uring: build ## one io_uring: completions instead of readiness (Linux 6.1+)
+	$(BIN) serve --mode uring --host $(HOST) --port $(PORT) $(ARGS)
 run-blocking: build ## one client at a time
 	$(BIN) serve --mode blocking --host $(HOST) --port $(PORT) $(ARGS)
 
@@ -86,7 +88,7 @@ demo-stall: build ## slow handler (200 ms): epoll stalls everyone; threads, pool
 	@scripts/demo-stall.sh $(BIN) $(STALL)
 
 # ---- strace: watch the system calls go by (Linux; platform/ has the other OSes)
-.PHONY: strace-epoll strace-poll strace-select strace-threads strace-pool strace-hybrid strace-blocking trace-diff
+.PHONY: strace-epoll strace-poll strace-select strace-threads strace-pool strace-hybrid strace-uring strace-blocking trace-diff
 LEFT ?= epoll
 RIGHT ?= threads
 
@@ -102,6 +104,8 @@ strace-pool: build ## the same for a fixed pool of threads: traces/pool.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh pool $(BIN)
 strace-hybrid: build ## the same for a selector loop and a worker pool: traces/hybrid.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh hybrid $(BIN)
+strace-uring: build ## the same for io_uring: traces/uring.strace (strace sees only io_uring_enter; ARGS=--trace shows the SQEs and CQEs)
+	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh uring $(BIN)
 strace-blocking: build ## the same for one client at a time: traces/blocking.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh blocking $(BIN)
 # COLUMNS: the page width (default: the terminal's, else 160).

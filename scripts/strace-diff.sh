@@ -21,7 +21,7 @@ traces=${TRACES:-traces}
 here=$(dirname "$0")
 
 die() { echo "trace-diff: $*" >&2; exit 1; }
-modes="epoll poll select threads pool hybrid blocking"
+modes="epoll poll select threads pool hybrid uring blocking"
 for mode in "$left" "$right"; do
   case " $modes " in
     *" $mode "*) ;;
@@ -173,7 +173,7 @@ count() {
 }
 join -1 2 -2 2 -a 1 -a 2 -e 0 -o 0,1.1,2.1 \
   <(count "$traces/$left.story" | sort -k2) <(count "$traces/$right.story" | sort -k2) |
-  awk -v l="$left" -v r="$right" 'BEGIN { printf "  %-14s %8s %8s\n", "call", l, r }
-                                  { printf "  %-14s %8s %8s\n", $1, $2, $3 }'
+  awk -v l="$left" -v r="$right" 'BEGIN { printf "  %-17s %8s %8s\n", "call", l, r }
+                                  { printf "  %-17s %8s %8s\n", $1, $2, $3 }'
 echo
 echo "stories: $traces/$left.story $traces/$right.story (full transcripts: $traces/$left.strace $traces/$right.strace)"

@@ -13,7 +13,7 @@
 # `serve` flags), COUNTS=0 (transcript only, no second run; trace-diff uses it).
 set -euo pipefail
 
-mode=${1:?usage: $0 MODE [BIN]   (MODE: epoll poll select threads pool hybrid blocking)}
+mode=${1:?usage: $0 MODE [BIN]   (MODE: epoll poll select threads pool hybrid uring blocking)}
 bin=${2:-${CARGO_TARGET_DIR:-target}/release/pingpong}
 traces=${TRACES:-traces}
 serve_args=${SERVE_ARGS:-}
@@ -24,6 +24,9 @@ serve_args=${SERVE_ARGS:-}
 FILTER='socket,setsockopt,bind,listen,?accept,accept4,read,recvfrom,write,sendto,shutdown,close'
 FILTER+=',epoll_create1,epoll_ctl,?epoll_wait,epoll_pwait,?poll,ppoll,?select,pselect6'
 FILTER+=',pipe2,eventfd2,clone,?clone3'
+# io_uring: the ring's setup and mappings, and the one call it serves with.
+FILTER+=',io_uring_setup,io_uring_enter,io_uring_register'
+[ "$mode" = uring ] && FILTER+=',mmap'
 # Every fd the transcript closes is opened in it: the selector modes' spare fd
 # (`openat(AT_FDCWD, "/dev/null", ...)`, server/spare_fd.rs), and the files
 # the runtime reads (the loader's libraries, the cgroup's CPU quota).

@@ -11,12 +11,13 @@
 //! - [`trace`]: `--trace`, the calls narrated in strace's syntax;
 //! - [`client`]: the threaded and selector clients;
 //! - [`lab`]: the break-it labs, each guard switched off and the damage measured;
-//! - [`words`]: what a person reads: plurals, and errors in words.
+//! - [`words`]: what a person reads: plurals, and errors in words;
+//! - [`uring`] (Linux): io_uring by hand, the ring the `uring` mode serves on.
 //!
-//! `unsafe` is refused everywhere but in three small funnels, each block with
+//! `unsafe` is refused everywhere but in four small funnels, each block with
 //! a `// SAFETY:` line saying why it holds: the selector's system calls
-//! (`selector/sys.rs`), `accept4` (`net.rs`) and the signal handler
-//! (`server/signals.rs`).
+//! (`selector/sys.rs`), io_uring's calls and shared memory (`uring/sys.rs`),
+//! `accept4` (`net.rs`) and the signal handler (`server/signals.rs`).
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -28,4 +29,6 @@ pub mod protocol;
 pub mod selector;
 pub mod server;
 pub mod trace;
+#[cfg(target_os = "linux")]
+pub mod uring;
 pub mod words;

@@ -60,12 +60,16 @@ macro_rules! in_every_mode {
         in_every_mode!(@mode poll "poll"; $($check),*);
         in_every_mode!(@mode threads "threads"; $($check),*);
         in_every_mode!(@mode hybrid "hybrid"; $($check),*);
+        in_every_mode!(@mode uring "uring"; $($check),*);
     };
     (@mode $module:ident $mode:literal; $($check:ident),*) => {
         mod $module {
             $(
                 #[test]
                 fn $check() {
+                    if !crate::common::mode_usable($mode, stringify!($check)) {
+                        return;
+                    }
                     super::$check($mode);
                 }
             )*

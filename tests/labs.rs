@@ -94,8 +94,8 @@ fn a_bug_with_no_meaning_in_the_mode_is_refused_in_one_line() {
     assert_eq!(
         stderr.trim(),
         "pingpong serve: cannot use --bug no-spare-fd with --mode threads: it undoes a guard of \
-         the selector loop, and threads mode has none (--bug no-spare-fd needs --mode epoll, poll, \
-         select or hybrid)"
+         the selector loop, which threads mode does not run (--bug no-spare-fd needs --mode epoll, \
+         poll, select or hybrid)"
     );
     let out = common::run_with_timeout(
         Command::new(BIN).args(["serve", "--port", "0", "--bug", "edge-no-drain"]),

@@ -546,12 +546,17 @@ macro_rules! per_mode {
         per_mode!(@mode threads, "threads", $($test),*);
         per_mode!(@mode pool, "pool", $($test),*);
         per_mode!(@mode hybrid, "hybrid", $($test),*);
+        #[cfg(target_os = "linux")]
+        per_mode!(@mode uring, "uring", $($test),*);
     };
     (@mode $module:ident, $mode:literal, $($test:ident),*) => {
         mod $module {
             $(
                 #[test]
                 fn $test() {
+                    if !crate::common::mode_usable($mode, stringify!($test)) {
+                        return;
+                    }
                     super::$test($mode);
                 }
             )*

@@ -330,6 +330,90 @@ fn trace_narration_lists_the_epoll_ctl_calls_strace_sees() {
     assert_eq!(narrated, seen, "--trace narration (left) against strace (right)");
 }
 
+/// What a uring server is watched with: the story's calls, and io_uring's.
+const URING_STORY: &str = "socket,setsockopt,bind,listen,?accept,accept4,read,recvfrom,write,\
+    sendto,shutdown,close,epoll_create1,epoll_ctl,?epoll_wait,epoll_pwait,?poll,ppoll,\
+    ?select,pselect6,pipe2,clone,?clone3,io_uring_setup,io_uring_enter,io_uring_register";
+
+#[test]
+fn uring_serves_20_clients_in_io_uring_enter_alone() {
+    let test = "uring_serves_20_clients_in_io_uring_enter_alone";
+    if !strace_usable(test) || !common::mode_usable("uring", test) {
+        return;
+    }
+    let server = Traced::start("uring", &[], Some(URING_STORY));
+    assert_clients_served(server.addr, 20, 5);
+    half_close_session(server.addr);
+    let trace = server.stop();
+    let served = trace.after_listen();
+    // The fds a read or write may name: stdout, stderr, and the signal pipe.
+    let mut allowed: Vec<String> = vec!["1".into(), "2".into()];
+    for pipe in served.iter().filter(|c| c.is(&["pipe2"])) {
+        let ends = pipe.arg(0).trim_matches(|c| c == '[' || c == ']');
+        allowed.extend(ends.split(", ").map(str::to_string));
+    }
+    let socket_io: Vec<&Call> = served
+        .iter()
+        .filter(|c| {
+            c.is(&["accept4", "accept", "recvfrom", "sendto"])
+                || c.is(EPOLL_CALLS)
+                || (c.is(&["read", "write"]) && !allowed.contains(&c.arg(0).to_string()))
+        })
+        .collect();
+    assert!(
+        socket_io.is_empty(),
+        "uring mode made socket calls of its own: {:#?}",
+        socket_io.iter().map(|c| &c.line).collect::<Vec<_>>()
+    );
+    assert_eq!(trace.threads_started(), 0, "uring mode started a thread");
+    let enters = served.iter().filter(|c| c.is(&["io_uring_enter"])).count();
+    // 21 clients, 101 replies: at least a send for each of the 100 pongs
+    // (the half-closer's two may share one), and a multishot receive armed
+    // per client: all of it through the ring.
+    assert!(enters > 0, "no io_uring_enter at all:\n{}", trace.story());
+    let submitted: i64 =
+        served.iter().filter(|c| c.is(&["io_uring_enter"])).filter_map(|c| c.ret).sum();
+    assert!(submitted >= 100 + 21, "only {submitted} requests submitted for 101 replies");
+}
+
+#[test]
+fn trace_narration_lists_the_io_uring_enters_strace_sees() {
+    let test = "trace_narration_lists_the_io_uring_enters_strace_sees";
+    if !strace_usable(test) || !common::mode_usable("uring", test) {
+        return;
+    }
+    let filter = "io_uring_setup,io_uring_enter,io_uring_register,mmap";
+    let server = Traced::start("uring", &["--trace"], Some(filter));
+    assert_clients_served(server.addr, 5, 2);
+    half_close_session(server.addr);
+    let trace = server.stop();
+    // Every argument and the result of each io_uring_enter, in order: as
+    // narrated, and as strace printed them.
+    let said: Vec<String> = narrated(&trace.stderr)
+        .into_iter()
+        .filter(|(_, c)| c.is(&["io_uring_enter"]))
+        .map(|(_, c)| format!("({}) = {}", c.args, c.outcome()))
+        .collect();
+    let seen: Vec<String> = trace
+        .calls
+        .iter()
+        .filter(|c| c.is(&["io_uring_enter"]))
+        .map(|c| format!("({}) = {}", c.args, c.outcome()))
+        .collect();
+    assert!(seen.len() > 5, "strace saw {} io_uring_enter calls", seen.len());
+    assert_eq!(said, seen, "--trace narration (left) against strace (right)");
+    // The ring's setup, mapped and registered as narrated.
+    for name in ["io_uring_setup", "io_uring_register"] {
+        let said = narrated(&trace.stderr).iter().filter(|(_, c)| c.is(&[name])).count();
+        let seen = trace.calls.iter().filter(|c| c.is(&[name])).count();
+        assert!(said >= 1 && said <= seen, "{name}: narrated {said}, strace saw {seen}");
+    }
+    // Under the enters, as comments: the requests and completions.
+    for said in ["# sqe accept fd=", "# sqe recv fd=", "# cqe recv fd=", "# cqe send fd="] {
+        assert!(trace.stderr.contains(said), "no {said:?} in the narration");
+    }
+}
+
 /// The sessions of the test below: every mode, and a selector mode running
 /// two event loops (`--workers 2`, two threads).
 const NARRATED_SESSIONS: &[(&str, &[&str])] = &[
@@ -341,6 +425,7 @@ const NARRATED_SESSIONS: &[(&str, &[&str])] = &[
     ("threads", &[]),
     ("pool", &[]),
     ("hybrid", &[]),
+    ("uring", &[]),
 ];
 
 #[test]
@@ -354,6 +439,9 @@ fn trace_narrates_only_calls_strace_shows_in_every_mode() {
     let results: Vec<(String, Result<usize, String>)> = thread::scope(|scope| {
         let runs: Vec<_> = NARRATED_SESSIONS
             .iter()
+            .filter(|&&(mode, _)| {
+                common::mode_usable(mode, "trace_narrates_only_calls_strace_shows_in_every_mode")
+            })
             .map(|&(mode, extra)| {
                 scope.spawn(move || {
                     let mut args = vec!["--trace", "--max-line", "100"];
@@ -402,6 +490,9 @@ fn attaching_and_detaching_strace_does_not_disturb_a_server() {
         return;
     }
     for &mode in ALL_MODES {
+        if !common::mode_usable(mode, "attaching_and_detaching_strace_does_not_disturb_a_server") {
+            continue;
+        }
         let server = Server::start(mode, &[]);
         let client = server.connect();
         ping_pong(&client, 1);
@@ -439,6 +530,9 @@ fn sigstop_and_sigcont_do_not_disturb_a_server() {
     // Linux it makes epoll_wait (and a few other waits) return EINTR even
     // with no handler installed (signal(7)).
     for &mode in ALL_MODES {
+        if !common::mode_usable(mode, "sigstop_and_sigcont_do_not_disturb_a_server") {
+            continue;
+        }
         let server = Server::start(mode, &[]);
         let mut client = server.connect();
         ping_pong(&client, 1);
@@ -448,7 +542,13 @@ fn sigstop_and_sigcont_do_not_disturb_a_server() {
         client.write_all(b"ping\n").unwrap(); // sent while it is stopped
         client.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let mut reply = [0u8; 5];
-        let early = client.read(&mut reply);
+        // A signal may interrupt this read (EINTR): that is no reply; read again.
+        let early = loop {
+            match client.read(&mut reply) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
         assert!(
             matches!(&early, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
             "{mode}: a stopped server replied: {early:?}"

@@ -34,6 +34,9 @@ pub enum Fig {
     SyscallsPerRt,
     /// System calls per round trip counted by `perf` (every call).
     PerfPerRt,
+    /// io_uring operations completed per round trip, counted by `perf`
+    /// (the `io_uring:io_uring_complete` tracepoint; uring mode).
+    UringOpsPerRt,
     /// Events handed out per wake-up of the selector.
     EventsPerWakeup,
     /// Context switches of the server per round trip.
@@ -47,7 +50,7 @@ pub enum Fig {
 }
 
 impl Fig {
-    pub const ALL: [Fig; 16] = [
+    pub const ALL: [Fig; 17] = [
         Fig::Rps,
         Fig::Starved,
         Fig::MiBps,
@@ -59,6 +62,7 @@ impl Fig {
         Fig::ClientCpuPerRt,
         Fig::SyscallsPerRt,
         Fig::PerfPerRt,
+        Fig::UringOpsPerRt,
         Fig::EventsPerWakeup,
         Fig::CtxPerRt,
         Fig::Threads,
@@ -80,6 +84,7 @@ impl Fig {
             Fig::ClientCpuPerRt => "client CPU/rt",
             Fig::SyscallsPerRt => "syscalls/rt",
             Fig::PerfPerRt => "perf syscalls/rt",
+            Fig::UringOpsPerRt => "io_uring ops/rt",
             Fig::EventsPerWakeup => "events/wakeup",
             Fig::CtxPerRt => "ctx switches/rt",
             Fig::Threads => "threads",
@@ -103,6 +108,7 @@ impl Fig {
             Fig::ClientCpuPerRt => "client_cpu_ns_per_round_trip",
             Fig::SyscallsPerRt => "syscalls_per_round_trip",
             Fig::PerfPerRt => "perf_syscalls_per_round_trip",
+            Fig::UringOpsPerRt => "perf_io_uring_ops_per_round_trip",
             Fig::EventsPerWakeup => "events_per_wakeup",
             Fig::CtxPerRt => "context_switches_per_round_trip",
             Fig::Threads => "threads",
@@ -118,7 +124,9 @@ impl Fig {
             Fig::P50 | Fig::P99 | Fig::P999 | Fig::CpuPerRt | Fig::ClientCpuPerRt => duration_ns(v),
             Fig::MiBps => format!("{v:.0}"),
             Fig::UserShare => format!("{v:.0}"),
-            Fig::SyscallsPerRt | Fig::PerfPerRt | Fig::EventsPerWakeup => format!("{v:.2}"),
+            Fig::SyscallsPerRt | Fig::PerfPerRt | Fig::UringOpsPerRt | Fig::EventsPerWakeup => {
+                format!("{v:.2}")
+            }
             Fig::CtxPerRt => format!("{v:.3}"),
             Fig::Starved if v == 0.0 => "-".into(),
             Fig::Threads | Fig::Starved => format!("{v:.0}"),

@@ -165,6 +165,7 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
         perf_secs: if args.quick { 0.2 } else { 1.0 },
         repeat: args.repeat,
         perf: args.perf && SyscallCounter::available(),
+        perf_uring: args.perf && SyscallCounter::counts_uring(),
     };
     let (nofile, nofile_note) = raise_nofile();
     eprintln!("{nofile_note}");

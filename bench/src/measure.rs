@@ -29,6 +29,8 @@ pub struct Settings {
     pub perf_secs: f64,
     pub repeat: usize,
     pub perf: bool,
+    /// perf can count io_uring completions too (for uring mode).
+    pub perf_uring: bool,
 }
 
 /// Measure one run: start its server, load it, look at it, stop it.
@@ -97,8 +99,15 @@ fn load(
     window.figures(&mut m, w.size, driver.histogram());
 
     if settings.perf && w.family != Family::Slow {
-        match perf_window(&mut driver, server, settings.perf_secs) {
-            Ok(per_rt) => m.set(Fig::PerfPerRt, per_rt),
+        let uring =
+            settings.perf_uring && matches!(run.target, Target::Mode { mode: Mode::Uring, .. });
+        match perf_window(&mut driver, server, settings.perf_secs, uring) {
+            Ok((per_rt, ops)) => {
+                m.set(Fig::PerfPerRt, per_rt);
+                if let Some(ops) = ops {
+                    m.set(Fig::UringOpsPerRt, ops);
+                }
+            }
             Err(e) => m.notes.push(format!("perf: {e}")),
         }
     }
@@ -255,19 +264,26 @@ fn own_counters(server: &Server, loops: usize, round_trips: f64, m: &mut Measure
 
 /// Count every system call the server makes over a window of its own,
 /// after the measured one (the tracepoint slows every call a little, which
-/// must not land in CPU/rt). Returns calls per round trip.
-fn perf_window(driver: &mut Driver, server: &Server, secs: f64) -> io::Result<f64> {
+/// must not land in CPU/rt). Returns calls per round trip, and with `uring`
+/// io_uring completions per round trip.
+fn perf_window(
+    driver: &mut Driver,
+    server: &Server,
+    secs: f64,
+    uring: bool,
+) -> io::Result<(f64, Option<f64>)> {
     // The load pauses while perf attaches (longer with many threads); the
     // counter only starts on `enable`, once perf has acknowledged it.
-    let mut counter = SyscallCounter::start(server.pid)?;
+    let mut counter = SyscallCounter::start(server.pid, uring)?;
     counter.enable()?;
     let before = driver.completed();
     driver.run_for(Duration::from_secs_f64(secs))?;
     let round_trips = driver.completed() - before;
     counter.disable()?;
-    let calls = counter.finish()?;
+    let (calls, ops) = counter.finish()?;
     if round_trips == 0 {
         return Err(io::Error::other("no round trip in the perf window"));
     }
-    Ok(calls as f64 / round_trips as f64)
+    let per_rt = |n: u64| n as f64 / round_trips as f64;
+    Ok((per_rt(calls), ops.map(per_rt)))
 }

@@ -3,6 +3,11 @@
 //! The server's own counters see only the calls it makes through its
 //! counted wrappers; the kernel's `raw_syscalls:sys_enter` tracepoint sees
 //! all of them (futex and clone included), in any process, peers too.
+//!
+//! A uring server makes few system calls: its work is in the requests each
+//! `io_uring_enter` carries. The `io_uring:io_uring_complete` tracepoint
+//! fires once per completion posted, so, counted beside the system calls,
+//! it says how many io_uring operations a round trip took.
 
 use std::fs;
 use std::io;
@@ -26,6 +31,8 @@ const PERF_TIMEOUT: Duration = Duration::from_secs(20);
 /// long attaching to ten thousand threads takes.
 pub struct SyscallCounter {
     child: Child,
+    /// Also counting `io_uring:io_uring_complete`.
+    uring: bool,
     ctl: fs::File,
     ack: fs::File,
     dir: PathBuf,
@@ -33,8 +40,9 @@ pub struct SyscallCounter {
 }
 
 impl SyscallCounter {
-    /// Attach to `pid`, counter off.
-    pub fn start(pid: i32) -> io::Result<SyscallCounter> {
+    /// Attach to `pid`, counter off; with `uring`, count io_uring
+    /// completions too.
+    pub fn start(pid: i32, uring: bool) -> io::Result<SyscallCounter> {
         use nix::sys::stat::Mode;
         use std::os::unix::fs::OpenOptionsExt;
         let dir = std::env::temp_dir().join(format!("pingpong-bench-{}", std::process::id()));
@@ -44,8 +52,10 @@ impl SyscallCounter {
             let _ = fs::remove_file(fifo);
             nix::unistd::mkfifo(fifo, Mode::S_IRUSR | Mode::S_IWUSR)?;
         }
+        let events =
+            if uring { "raw_syscalls:sys_enter,io_uring:io_uring_complete" } else { SYS_ENTER };
         let mut child = Command::new("perf")
-            .args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-D", "-1"])
+            .args(["stat", "-x", ",", "-e", events, "-D", "-1"])
             .arg("--control")
             .arg(format!("fifo:{},{}", ctl.display(), ack.display()))
             .arg("-p")
@@ -73,7 +83,7 @@ impl SyscallCounter {
             thread::sleep(Duration::from_millis(2));
         };
         let ack = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&ack)?;
-        Ok(SyscallCounter { child, ctl, ack, dir, finished: false })
+        Ok(SyscallCounter { child, uring, ctl, ack, dir, finished: false })
     }
 
     /// Start counting; returns once perf has.
@@ -105,8 +115,9 @@ impl SyscallCounter {
         }
     }
 
-    /// Detach (SIGINT, as Ctrl-C would) and read the count.
-    pub fn finish(mut self) -> io::Result<u64> {
+    /// Detach (SIGINT, as Ctrl-C would) and read the counts: system calls,
+    /// and io_uring completions if asked for.
+    pub fn finish(mut self) -> io::Result<(u64, Option<u64>)> {
         self.finished = true;
         let pid = i32::try_from(self.child.id()).map_err(io::Error::other)?;
         kill(Pid::from_raw(pid), Signal::SIGINT)?;
@@ -116,30 +127,48 @@ impl SyscallCounter {
         }
         self.child.wait()?;
         // CSV: `12345,,raw_syscalls:sys_enter,...`
-        text.lines()
-            .find(|l| l.contains("raw_syscalls:sys_enter"))
-            .and_then(|l| l.split(',').next())
-            .and_then(|n| n.trim().parse().ok())
-            .ok_or_else(|| io::Error::other(format!("perf said: {}", text.trim())))
+        let count = |event: &str| {
+            text.lines()
+                .find(|l| l.contains(event))
+                .and_then(|l| l.split(',').next())
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        };
+        let calls = count(SYS_ENTER)
+            .ok_or_else(|| io::Error::other(format!("perf said: {}", text.trim())))?;
+        Ok((calls, if self.uring { count(URING_COMPLETE) } else { None }))
+    }
+
+    /// Whether perf can count io_uring completions here (the tracepoint
+    /// exists in this kernel, and perf may open it).
+    pub fn counts_uring() -> bool {
+        counts(URING_COMPLETE)
     }
 
     /// Whether `perf` can count system calls here at all (installed, and
     /// allowed to open the tracepoint): try it on a short-lived child.
     pub fn available() -> bool {
-        Command::new("perf")
-            .args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "true"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map(|out| {
-                let text = String::from_utf8_lossy(&out.stderr);
-                out.status.success()
-                    && text
-                        .lines()
-                        .any(|l| l.split(',').next().is_some_and(|n| n.parse::<u64>().is_ok()))
-            })
-            .unwrap_or(false)
+        counts(SYS_ENTER)
     }
+}
+
+const SYS_ENTER: &str = "raw_syscalls:sys_enter";
+const URING_COMPLETE: &str = "io_uring:io_uring_complete";
+
+/// `perf stat -e EVENT true` works and prints a count.
+fn counts(event: &str) -> bool {
+    Command::new("perf")
+        .args(["stat", "-x", ",", "-e", event, "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map(|out| {
+            let text = String::from_utf8_lossy(&out.stderr);
+            out.status.success()
+                && text
+                    .lines()
+                    .any(|l| l.split(',').next().is_some_and(|n| n.parse::<u64>().is_ok()))
+        })
+        .unwrap_or(false)
 }
 
 impl Drop for SyscallCounter {

@@ -66,6 +66,18 @@ pub struct Config {
     /// given more than once; `pingpong lab --list` and docs/labs.md tell more).
     #[arg(long = "bug", value_name = "NAME", value_enum)]
     pub bugs: Vec<Bug>,
+    /// uring mode, for tests: submission queue entries (a power of two).
+    #[arg(long, hide = true, default_value_t = 256, value_parser = count(1..=32768))]
+    pub uring_entries: usize,
+    /// uring mode, for tests: completion queue entries [default: 16 x the SQ].
+    #[arg(long, hide = true, value_parser = count(1..=1 << 20))]
+    pub uring_cq_entries: Option<usize>,
+    /// uring mode, for tests: provided receive buffers (a power of two).
+    #[arg(long, hide = true, default_value_t = 256, value_parser = power_of_two)]
+    pub uring_buffers: u16,
+    /// uring mode, for tests: bytes in each provided buffer.
+    #[arg(long, hide = true, default_value_t = 16 << 10, value_parser = count(1..=1 << 20))]
+    pub uring_buffer_size: usize,
 }
 
 /// `--idle-timeout`: how long a client may stay silent (`None` = forever).
@@ -87,6 +99,16 @@ pub const MAX_CLIENTS: RangeInclusive<u64> = 1..=1 << 20;
 /// value and the range in the message: `0 is not in 1..=1024`.
 pub fn count(range: RangeInclusive<u64>) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::new().range(range)
+}
+
+/// `--uring-buffers`: the kernel wants a power of two, up to 32768.
+fn power_of_two(s: &str) -> Result<u16, String> {
+    let n: u16 = s.parse().map_err(|e| format!("{e}"))?;
+    if n.is_power_of_two() && n <= 1 << 15 {
+        Ok(n)
+    } else {
+        Err("not a power of two from 1 to 32768".to_string())
+    }
 }
 
 fn millis(s: &str) -> Result<Duration, String> {

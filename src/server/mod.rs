@@ -6,6 +6,7 @@
 //! | `epoll`/`kqueue`/`poll`/`select` | `event_loop.rs` | in the selector, for every fd at once    |
 //! | `threads`, `pool`                | `threaded.rs`   | one blocked thread per client            |
 //! | `hybrid`                         | `hybrid.rs`     | in the selector; workers wait for jobs   |
+//! | `uring` (Linux)                  | `uring/`        | in `io_uring_enter`, for completions     |
 //!
 //! The event loop is the course's, and only that; around it, each in a file
 //! of its own: the connection's life (`conn.rs`), the handler that answers
@@ -51,6 +52,8 @@ pub mod spare_fd;
 pub mod summary;
 pub mod syscalls;
 pub mod threaded;
+#[cfg(target_os = "linux")]
+pub mod uring;
 
 /// How the server serves many clients: the one list of modes. `serve
 /// --mode`, the start-up line and the benchmark all take their names from
@@ -67,6 +70,8 @@ pub enum Mode {
     Pool,
     /// A selector loop for the I/O, a pool of threads for the handler.
     Hybrid,
+    /// One thread, one io_uring: requests and their completions (Linux).
+    Uring,
 }
 
 impl Mode {
@@ -76,7 +81,7 @@ impl Mode {
             let selectors = Backend::ALL.into_iter().map(Mode::Selector);
             std::iter::once(Mode::Blocking)
                 .chain(selectors)
-                .chain([Mode::Threads, Mode::Pool, Mode::Hybrid])
+                .chain([Mode::Threads, Mode::Pool, Mode::Hybrid, Mode::Uring])
                 .collect()
         });
         &ALL
@@ -90,6 +95,7 @@ impl Mode {
             Mode::Threads => "threads",
             Mode::Pool => "pool",
             Mode::Hybrid => "hybrid",
+            Mode::Uring => "uring",
         }
     }
 
@@ -101,14 +107,17 @@ impl Mode {
             Mode::Threads => "A thread per client",
             Mode::Pool => "A fixed pool of --workers threads",
             Mode::Hybrid => "Selector loop for the I/O, a pool of --workers threads for the work",
+            Mode::Uring => "io_uring: completions instead of readiness (Linux 6.1+)",
         }
     }
 
     /// Whether this build can run the mode (kqueue exists only on macOS and
-    /// the BSDs, epoll only on Linux).
+    /// the BSDs, epoll and io_uring only on Linux). Whether the running
+    /// kernel lets us use io_uring is known only when the ring is set up.
     pub fn is_available(self) -> bool {
         match self {
             Mode::Selector(backend) => backend.is_available(),
+            Mode::Uring => cfg!(target_os = "linux"),
             _ => true,
         }
     }
@@ -136,8 +145,10 @@ impl Mode {
         self != Mode::Blocking
     }
 
+    /// The uring server's listener is non-blocking too: the ring does not
+    /// mind, and the spare fd's plain accept must not block on an empty queue.
     fn nonblocking_listener(self) -> bool {
-        matches!(self, Mode::Selector(_) | Mode::Hybrid)
+        matches!(self, Mode::Selector(_) | Mode::Hybrid | Mode::Uring)
     }
 }
 
@@ -204,6 +215,9 @@ fn check(mode: Mode, config: &Config) -> io::Result<()> {
     if config.edge && !mode.supports_edge() {
         let why = match mode {
             Mode::Selector(backend) => format!("{} is level-triggered only", backend.name()),
+            Mode::Uring => {
+                "uring mode waits for completions, not readiness: it has no edges".into()
+            }
             _ => format!("{mode} mode waits in blocking calls, not in a selector"),
         };
         let hint = format!(
@@ -213,12 +227,18 @@ fn check(mode: Mode, config: &Config) -> io::Result<()> {
         let failure = Failure::new(format!("use --edge with --mode {mode}"), why).hint(Some(hint));
         return Err(failure.into_io(io::ErrorKind::Unsupported));
     }
+    if mode == Mode::Uring && config.workers.is_some_and(|n| n > 1) {
+        let why = "uring mode runs one ring on one thread";
+        let hint = "--mode epoll --workers N runs N event loops on one port";
+        let failure = Failure::new("use --workers with --mode uring", why).hint(Some(hint));
+        return Err(failure.into_io(io::ErrorKind::Unsupported));
+    }
     for bug in &config.bugs {
         let event_loop = |m: Mode| m.is_available() && (m.is_selector() || m == Mode::Hybrid);
         let (applies, why, hint) = match bug.needs() {
             Needs::EventLoop => (
                 event_loop(mode),
-                format!("it undoes a guard of the selector loop, and {mode} mode has none"),
+                format!("it undoes a guard of the selector loop, which {mode} mode does not run"),
                 format!("--bug {bug} needs --mode {}", modes(event_loop, "or")),
             ),
             Needs::EdgeTriggered => (
@@ -271,6 +291,12 @@ pub(crate) fn listen(
 
 /// Announce the listener, then hand it to the mode.
 fn run(listener: TcpListener, mode: Mode, config: &Config) -> io::Result<Summary> {
+    #[cfg(target_os = "linux")]
+    if mode == Mode::Uring {
+        // The ring is set up before the start-up line: where io_uring is
+        // refused, that refusal is the one line printed.
+        return uring::serve(listener, config, |listener| announce(listener, mode, config));
+    }
     announce(&listener, mode, config)?;
     match mode {
         Mode::Blocking => blocking::serve(listener, config),
@@ -282,6 +308,7 @@ fn run(listener: TcpListener, mode: Mode, config: &Config) -> io::Result<Summary
         }
         Mode::Threads => threaded::serve(listener, config, None),
         Mode::Pool => threaded::serve(listener, config, Some(config.pool_size())),
+        Mode::Uring => unreachable!("not in this build: check() refuses it"),
         Mode::Hybrid => {
             let n = config.pool_size();
             let pool = hybrid::Pool::start(n, config).map_err(|e| {

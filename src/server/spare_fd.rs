@@ -69,6 +69,19 @@ impl SpareFd {
         selector: &mut Selector<R>,
         calls: &mut Syscalls,
     ) -> bool {
+        let refused = self.refuse_one(listener, calls);
+        if self.file.is_none() {
+            let _ = selector.modify(listener.as_raw_fd(), Events::NONE);
+        }
+        refused && self.file.is_some()
+    }
+
+    /// The refusal itself, with no selector to park the listener in (uring
+    /// mode parks it its own way): free the spare, accept one waiting client
+    /// with it, tell it we are busy, close it, and take the spare back.
+    /// Returns whether a client was refused; [`SpareFd::is_held`] says
+    /// whether the spare came back.
+    pub fn refuse_one(&mut self, listener: &TcpListener, calls: &mut Syscalls) -> bool {
         let refused = match self.file.take() {
             None => false,
             Some(spare) => {
@@ -86,10 +99,22 @@ impl SpareFd {
             }
         };
         self.file = File::open("/dev/null").ok();
+        refused
+    }
+
+    /// Whether the spare is held (it may be lost when another thread took
+    /// the fd it freed).
+    pub fn is_held(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// An fd is free: take the spare back if it was lost. Returns whether
+    /// it is held now.
+    pub fn reopen(&mut self) -> bool {
         if self.file.is_none() {
-            let _ = selector.modify(listener.as_raw_fd(), Events::NONE);
+            self.file = File::open("/dev/null").ok();
         }
-        refused && self.file.is_some()
+        self.file.is_some()
     }
 
     /// A client left, so an fd is free: take the spare back if it was lost,

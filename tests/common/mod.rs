@@ -21,12 +21,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_pingpong");
 #[allow(dead_code)]
 #[cfg(all(target_os = "linux", not(kqueue)))]
 pub const ALL_MODES: &[&str] =
-    &["blocking", "epoll", "poll", "select", "threads", "pool", "hybrid"];
+    &["blocking", "epoll", "poll", "select", "threads", "pool", "hybrid", "uring"];
 /// Linux linked against libkqueue (`make test-kqueue`) has kqueue as well.
 #[allow(dead_code)]
 #[cfg(all(target_os = "linux", kqueue))]
 pub const ALL_MODES: &[&str] =
-    &["blocking", "epoll", "kqueue", "poll", "select", "threads", "pool", "hybrid"];
+    &["blocking", "epoll", "kqueue", "poll", "select", "threads", "pool", "hybrid", "uring"];
 #[allow(dead_code)]
 #[cfg(not(target_os = "linux"))]
 pub const ALL_MODES: &[&str] =
@@ -277,4 +277,46 @@ pub fn read_to_end_with_timeout(mut stream: &TcpStream, timeout: Duration) -> Ve
         );
     }
     bytes
+}
+
+/// Whether a test in `mode` can run here: every mode can, but uring only
+/// where the kernel lets us set up an io_uring (not an old kernel, not
+/// `kernel.io_uring_disabled`, not a seccomp profile refusing it). When it
+/// cannot, the reason is printed and the test passes, unless
+/// `PINGPONG_REQUIRE_URING` is set: then it fails, as CI wants.
+#[allow(dead_code)]
+pub fn mode_usable(mode: &str, test: &str) -> bool {
+    if mode != "uring" {
+        return true;
+    }
+    match uring_probe() {
+        Ok(()) => true,
+        Err(why) if std::env::var_os("PINGPONG_REQUIRE_URING").is_some() => {
+            panic!("{test}: io_uring is not usable here ({why}), and PINGPONG_REQUIRE_URING is set")
+        }
+        Err(why) => {
+            let _ = writeln!(io::stderr(), "skipped {test}: io_uring is not usable here: {why}");
+            false
+        }
+    }
+}
+
+/// io_uring_setup(2) of a one-entry ring, closed at once.
+#[cfg(target_os = "linux")]
+fn uring_probe() -> Result<(), String> {
+    // struct io_uring_params: 120 bytes, all zero asks for the defaults.
+    let mut params = [0u8; 120];
+    // SAFETY: the kernel writes at most the 120 bytes of io_uring_params.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error().to_string());
+    }
+    // SAFETY: the fd was just returned to us and is closed once.
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn uring_probe() -> Result<(), String> {
+    Err("io_uring is Linux's".to_string())
 }
