@@ -106,3 +106,22 @@ fn a_bug_with_no_meaning_in_the_mode_is_refused_in_one_line() {
     assert!(stderr.contains("cannot use --bug edge-no-drain with --mode epoll"), "{stderr}");
     assert!(stderr.contains("needs --edge"), "{stderr}");
 }
+
+#[test]
+fn always_writable_turns_the_wait_into_a_storm_with_every_client_quiet() {
+    let outcome = play(Bug::AlwaysWritable);
+    assert!(outcome.guarded.to_string().contains("5 of 5 pinged"), "{outcome}");
+}
+
+#[test]
+fn no_backpressure_lets_a_client_that_never_reads_grow_the_server() {
+    let outcome = play(Bug::NoBackpressure);
+    assert!(outcome.broken.to_string().contains("server memory +"), "{outcome}");
+}
+
+#[test]
+fn eintr_fatal_lets_ctrl_z_and_fg_kill_the_server() {
+    let outcome = play(Bug::EintrFatal);
+    assert!(outcome.broken.to_string().contains("interrupted system call"), "{outcome}");
+    assert!(outcome.guarded.to_string().contains("alive after Ctrl-Z, fg"), "{outcome}");
+}

@@ -20,6 +20,9 @@ use std::time::Instant;
 use crate::server::bugs::Bug;
 use probe::{Launch, Server};
 
+mod always_writable;
+mod eintr_fatal;
+mod no_backpressure;
 mod no_spare_fd;
 pub mod probe;
 
@@ -101,7 +104,7 @@ impl fmt::Display for Outcome {
 
 /// Every lab, in [`Bug::ALL`]'s order.
 pub fn labs() -> Vec<Lab> {
-    vec![no_spare_fd::LAB]
+    vec![no_spare_fd::LAB, always_writable::LAB, no_backpressure::LAB, eintr_fatal::LAB]
 }
 
 /// The lab for `bug`.

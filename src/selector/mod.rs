@@ -81,6 +81,7 @@
 //! `epoll(7)`, `epoll_ctl(2)`, `epoll_wait(2)`, `kqueue(2)`/`kevent(2)`,
 //! `poll(2)`, `select(2)`, `select_tut(2)`.
 
+use crate::server::bugs::Bug;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -456,7 +457,11 @@ impl<T> Selector<T> {
         self.stats.waits += 1;
         match dispatch!(&mut self.poller, p => p.wait(ready, timeout)) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            // The bug (`--bug eintr-fatal`): a signal, `strace -p`, or Ctrl-Z
+            // then `fg` interrupts the wait, and the interruption is fatal.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && !Bug::EintrFatal.is_on() => {
+                return Ok(())
+            }
             Err(e) => return Err(e),
         }
         // Keep only what the caller asked for: an error or hang-up counts as

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::bugs::Bug;
 use super::summary::Totals;
 use super::syscalls::Syscalls;
 use crate::selector::{Events, EVENT_READ, EVENT_WRITE};
@@ -199,7 +200,10 @@ impl Conn {
         if reading {
             events |= EVENT_READ;
         }
-        if !self.outb.is_empty() {
+        // The bug (`--bug always-writable`): EVENT_WRITE asked for with
+        // nothing to write. A socket with room in its send buffer is always
+        // writable, so the wait returns at once, forever.
+        if !self.outb.is_empty() || Bug::AlwaysWritable.is_on() {
             events |= EVENT_WRITE;
         }
         events
