@@ -125,3 +125,9 @@ fn eintr_fatal_lets_ctrl_z_and_fg_kill_the_server() {
     assert!(outcome.broken.to_string().contains("interrupted system call"), "{outcome}");
     assert!(outcome.guarded.to_string().contains("alive after Ctrl-Z, fg"), "{outcome}");
 }
+
+#[test]
+fn edge_no_drain_leaves_the_rest_of_a_request_unread() {
+    let outcome = play(Bug::EdgeNoDrain);
+    assert!(outcome.guarded.to_string().contains("40,000 of 40,000 pings answered"), "{outcome}");
+}

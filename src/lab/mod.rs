@@ -21,6 +21,7 @@ use crate::server::bugs::Bug;
 use probe::{Launch, Server};
 
 mod always_writable;
+mod edge_no_drain;
 mod eintr_fatal;
 mod no_backpressure;
 mod no_spare_fd;
@@ -104,7 +105,13 @@ impl fmt::Display for Outcome {
 
 /// Every lab, in [`Bug::ALL`]'s order.
 pub fn labs() -> Vec<Lab> {
-    vec![no_spare_fd::LAB, always_writable::LAB, no_backpressure::LAB, eintr_fatal::LAB]
+    vec![
+        no_spare_fd::LAB,
+        always_writable::LAB,
+        edge_no_drain::LAB,
+        no_backpressure::LAB,
+        eintr_fatal::LAB,
+    ]
 }
 
 /// The lab for `bug`.

@@ -18,9 +18,9 @@
 
 use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::RawFd};
 
-use super::syscalls::Syscalls;
+use super::{bugs::Bug, conn::Conn, conn::Next, conn::Phase, deadlines::Due, guards::Guards};
 use super::{config::Config, handler::Handler, handler::Input, summary::Summary, summary::Totals};
-use super::{conn::Conn, conn::Next, conn::Phase, deadlines::Due, guards::Guards, signals};
+use super::{signals, syscalls::Syscalls};
 use crate::protocol;
 use crate::selector::{Backend, Events, Selector, EVENT_READ};
 
@@ -123,14 +123,14 @@ impl<H: Handler> EventLoop<H> {
 
     /// The course's `service_connection(key, mask)`.
     fn service_connection(&mut self, fd: RawFd, events: Events) {
-        let (mut outcome, edge) = (Ok(()), self.selector.is_edge());
+        let (mut outcome, drain) = (Ok(()), self.selector.is_edge() && !Bug::EdgeNoDrain.is_on());
         if events.is_readable() {
             // Level-triggered: one read; the selector reports the fd again if
             // more is waiting. Edge-triggered: read until EAGAIN, or the rest
-            // would never be reported.
+            // is never reported (the bug `--bug edge-no-drain` makes).
             outcome = loop {
                 match self.service_read(fd) {
-                    Ok(true) if edge && self.update(fd, Ok(())).is_readable() => {}
+                    Ok(true) if drain && self.update(fd, Ok(())).is_readable() => {}
                     done => break done.map(drop),
                 }
             };
