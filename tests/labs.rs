@@ -131,3 +131,9 @@ fn edge_no_drain_leaves_the_rest_of_a_request_unread() {
     let outcome = play(Bug::EdgeNoDrain);
     assert!(outcome.guarded.to_string().contains("40,000 of 40,000 pings answered"), "{outcome}");
 }
+
+#[test]
+fn every_bug_serve_accepts_has_its_lab() {
+    let labs: Vec<Bug> = lab::labs().iter().map(|lab| lab.bug).collect();
+    assert_eq!(labs, Bug::ALL, "one lab per --bug, in the order --help lists them");
+}
