@@ -21,6 +21,7 @@ pub const LAB: Lab = Lab {
     serve: &[],
     fd_limit: None,
     strace: ("epoll_wait", &["EPOLLOUT"]),
+    first_line: None,
     drive,
 };
 

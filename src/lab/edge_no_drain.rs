@@ -26,6 +26,7 @@ pub const LAB: Lab = Lab {
     fd_limit: None,
     // A read that filled the whole buffer, then waits that never report the rest.
     strace: ("read,epoll_wait", &["65536) = 65536", "epoll_wait"]),
+    first_line: None,
     drive,
 };
 

@@ -24,6 +24,7 @@ pub const LAB: Lab = Lab {
     serve: &[],
     fd_limit: None,
     strace: ("epoll_wait", &["EINTR", "SIGCONT", "exited"]),
+    first_line: None,
     drive,
 };
 

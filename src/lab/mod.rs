@@ -21,11 +21,13 @@ use crate::server::bugs::Bug;
 use probe::{Launch, Server};
 
 mod always_writable;
+mod blocking_client;
 mod edge_no_drain;
 mod eintr_fatal;
 mod no_backpressure;
 mod no_spare_fd;
 pub mod probe;
+mod short_write_lost;
 
 /// One lab: a bug, the server that shows it, and how to make it show.
 pub struct Lab {
@@ -41,6 +43,10 @@ pub struct Lab {
     /// worth showing: the excerpt starts at the first line holding the
     /// first mark, and takes the next lines holding any mark.
     pub strace: (&'static str, &'static [&'static str]),
+    /// Where no word marks the first line worth showing (a `sendto` that
+    /// took fewer bytes than it was given), the test that finds it instead
+    /// of the first mark.
+    pub first_line: Option<fn(&str) -> bool>,
     /// Drive the server into the trigger and count what happens.
     pub drive: fn(&mut Server) -> io::Result<Symptoms>,
 }
@@ -103,13 +109,26 @@ impl fmt::Display for Outcome {
     }
 }
 
+impl Lab {
+    /// Whether `line` (of strace's, without its pid) is where the excerpt
+    /// starts: it holds the first mark, or passes [`Lab::first_line`].
+    pub fn starts_excerpt(&self, line: &str) -> bool {
+        match self.first_line {
+            Some(first) => first(line),
+            None => self.strace.1.first().is_some_and(|mark| line.contains(mark)),
+        }
+    }
+}
+
 /// Every lab, in [`Bug::ALL`]'s order.
 pub fn labs() -> Vec<Lab> {
     vec![
         no_spare_fd::LAB,
         always_writable::LAB,
         edge_no_drain::LAB,
+        short_write_lost::LAB,
         no_backpressure::LAB,
+        blocking_client::LAB,
         eintr_fatal::LAB,
     ]
 }
@@ -148,7 +167,7 @@ pub fn run(lab: &Lab, bin: &Path, strace: bool) -> io::Result<Outcome> {
             ));
             let excerpt = play(launch(Some(lab.bug), Some(file.clone())))
                 .and_then(|_| std::fs::read_to_string(&file))
-                .map(|text| excerpt(&text, lab.strace.1))
+                .map(|text| excerpt(&text, lab))
                 .map_err(|e| format!("strace: {e}"));
             let _ = std::fs::remove_file(&file);
             excerpt
@@ -168,18 +187,16 @@ fn strace_missing() -> Option<String> {
     }
 }
 
-/// The three lines of `trace` that show the bug: from the first holding
-/// `marks[0]`, the lines holding any mark. Each loses strace's pid column.
-fn excerpt(trace: &str, marks: &[&str]) -> Vec<String> {
-    let Some(first) = marks.first() else { return Vec::new() };
-    let lines =
+/// The three lines of `trace` that show the bug: from the first that
+/// starts the excerpt ([`Lab::starts_excerpt`]), the lines holding any of
+/// the lab's marks. Each loses strace's pid column.
+fn excerpt(trace: &str, lab: &Lab) -> Vec<String> {
+    let marks = lab.strace.1;
+    let mut lines =
         trace.lines().map(|line| line.split_once(' ').map_or(line, |(_, call)| call.trim_start()));
-    lines
-        .skip_while(|line| !line.contains(first))
-        .filter(|line| marks.iter().any(|mark| line.contains(mark)))
-        .take(3)
-        .map(String::from)
-        .collect()
+    let Some(first) = lines.find(|line| lab.starts_excerpt(line)) else { return Vec::new() };
+    let rest = lines.filter(|line| marks.iter().any(|mark| line.contains(mark)));
+    std::iter::once(first).chain(rest).take(3).map(String::from).collect()
 }
 
 /// `184000` → `184,000`: counts a person can read at a glance.
@@ -207,7 +224,9 @@ mod tests {
                      12 epoll_wait(3, [{EPOLLIN}], 1, -1) = 1\n\
                      12 accept4(4, NULL) = -1 EMFILE (Too many open files)\n\
                      12 epoll_wait(3, [{EPOLLIN}], 1, -1) = 1\n";
-        let lines = excerpt(trace, &["EMFILE", "epoll_wait"]);
+        let lab =
+            Lab { strace: ("accept4,epoll_wait", &["EMFILE", "epoll_wait"]), ..no_spare_fd::LAB };
+        let lines = excerpt(trace, &lab);
         assert_eq!(
             lines,
             [

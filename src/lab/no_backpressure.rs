@@ -27,6 +27,7 @@ pub const LAB: Lab = Lab {
     fd_limit: None,
     // The last reply sent: everything owed to the client, at its reset.
     strace: ("sendto", &["ECONNRESET"]),
+    first_line: None,
     drive,
 };
 

@@ -25,6 +25,7 @@ pub const LAB: Lab = Lab {
     serve: &["--max-clients", "1000"],
     fd_limit: Some(32),
     strace: ("accept4,epoll_wait", &["EMFILE", "epoll_wait"]),
+    first_line: None,
     drive,
 };
 

@@ -8,6 +8,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -98,6 +99,20 @@ impl Server {
         Ok(stream)
     }
 
+    /// A new connection with a receive buffer of only `bytes` (SO_RCVBUF,
+    /// set before `connect` so the window the server is offered is small
+    /// from the first byte): a client that cannot take much at a time.
+    pub fn connect_small(&self, bytes: usize) -> io::Result<TcpStream> {
+        use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+        let family = if self.addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+        let fd = socket::socket(family, SockType::Stream, SockFlag::empty(), None)?;
+        socket::setsockopt(&fd, sockopt::RcvBuf, &bytes)?;
+        socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(self.addr))?;
+        let stream = TcpStream::from(fd);
+        stream.set_read_timeout(Some(PATIENCE))?;
+        Ok(stream)
+    }
+
     /// CPU time the server has used so far (user + system).
     pub fn cpu(&self) -> io::Result<Duration> {
         let stat = proc_file(self.pid, "stat")?;
@@ -116,6 +131,13 @@ impl Server {
         let status = proc_file(self.pid, "status")?;
         let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap_or_default();
         Ok(line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0))
+    }
+
+    /// The system call the server is blocked in now (its number, from
+    /// `/proc/PID/syscall`), or `None` while it runs.
+    pub fn blocked_in(&self) -> io::Result<Option<i64>> {
+        let now = proc_file(self.pid, "syscall")?;
+        Ok(now.split_whitespace().next().and_then(|n| n.parse().ok()))
     }
 
     /// How many times the event loop's wait has returned so far: SIGUSR1,

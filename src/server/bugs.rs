@@ -33,19 +33,25 @@ pub enum Bug {
     AlwaysWritable,
     /// With `--edge`, one read per readiness: the rest of a request is never read.
     EdgeNoDrain,
+    /// A partial write taken for a whole one: the rest of the reply is lost.
+    ShortWriteLost,
     /// Reading never pauses for a client that does not read: memory grows.
     NoBackpressure,
+    /// Accepted sockets left blocking: one client that does not read stalls all.
+    BlockingClient,
     /// EINTR from the wait is fatal: `strace -p`, Ctrl-Z then `fg`, kill the server.
     EintrFatal,
 }
 
 impl Bug {
     /// Every bug, in the order `pingpong lab --list` shows them.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 7] = [
         Bug::NoSpareFd,
         Bug::AlwaysWritable,
         Bug::EdgeNoDrain,
+        Bug::ShortWriteLost,
         Bug::NoBackpressure,
+        Bug::BlockingClient,
         Bug::EintrFatal,
     ];
 
@@ -55,7 +61,9 @@ impl Bug {
             Bug::NoSpareFd => "no-spare-fd",
             Bug::AlwaysWritable => "always-writable",
             Bug::EdgeNoDrain => "edge-no-drain",
+            Bug::ShortWriteLost => "short-write-lost",
             Bug::NoBackpressure => "no-backpressure",
+            Bug::BlockingClient => "blocking-client",
             Bug::EintrFatal => "eintr-fatal",
         }
     }
@@ -70,7 +78,11 @@ impl Bug {
             Bug::EdgeNoDrain => {
                 "--edge, one read per event: a request split over reads waits forever"
             }
+            Bug::ShortWriteLost => "a partial write taken for a whole one: replies lose bytes",
             Bug::NoBackpressure => "never stop reading a client that never reads: memory grows",
+            Bug::BlockingClient => {
+                "accepted sockets left blocking: one client that never reads stalls all"
+            }
             Bug::EintrFatal => "EINTR from the wait is fatal: strace -p or Ctrl-Z kills the server",
         }
     }
@@ -81,7 +93,9 @@ impl Bug {
             Bug::NoSpareFd => "src/server/spare_fd.rs, SpareFd::go_on",
             Bug::AlwaysWritable => "src/server/conn.rs, Conn::interest",
             Bug::EdgeNoDrain => "src/server/event_loop.rs, service_connection",
+            Bug::ShortWriteLost => "src/server/conn.rs, Conn::send",
             Bug::NoBackpressure => "src/server/limits.rs, Limits::may_read",
+            Bug::BlockingClient => "src/server/event_loop.rs, accept",
             Bug::EintrFatal => "src/selector/mod.rs, Selector::select",
         }
     }

@@ -153,11 +153,18 @@ impl Conn {
         Ok(sent)
     }
 
-    /// One `send`; EAGAIN means "nothing taken", not an error.
+    /// One `send`; EAGAIN means "nothing taken", not an error. The count
+    /// it returns is what the callers keep or drop: the kernel may take
+    /// fewer bytes than offered (a short write), and the rest stays queued.
     fn send(&self, buf: &[u8], calls: &mut Syscalls, totals: &Totals) -> io::Result<usize> {
         match calls.send(self.raw(), buf, &self.addr) {
             Ok(n) => {
                 Totals::add(&totals.bytes_out, n as u64);
+                // The bug (`--bug short-write-lost`): a short write taken for
+                // a whole one. The bytes the kernel did not take are dropped.
+                if Bug::ShortWriteLost.is_on() {
+                    return Ok(buf.len());
+                }
                 Ok(n)
             }
             Err(e) if is_transient(&e) => Ok(0),

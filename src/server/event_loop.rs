@@ -94,12 +94,12 @@ impl<H: Handler> EventLoop<H> {
         Ok(())
     }
 
-    /// The course's `accept_wrapper`: accept every pending connection (until
-    /// EAGAIN), each non-blocking and close-on-exec, and register it.
+    /// The course's `accept_wrapper`: accept every pending connection (until EAGAIN),
+    /// non-blocking (but for `--bug blocking-client`) and close-on-exec; register it.
     fn accept(&mut self) {
         while let Some(listener) = &self.listener {
             let (spare, selector) = (&mut self.guards.spare, &mut self.selector);
-            let (fd, addr) = match self.calls.accept(listener, true) {
+            let (fd, addr) = match self.calls.accept(listener, !Bug::BlockingClient.is_on()) {
                 Ok(accepted) => accepted,
                 // EAGAIN: that was all. Out of fds: see `spare_fd.rs`.
                 Err(e) if spare.go_on(&e, listener, selector, &mut self.calls) => continue,
