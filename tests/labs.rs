@@ -147,6 +147,13 @@ fn blocking_client_lets_one_client_that_never_reads_stall_the_loop() {
 }
 
 #[test]
+fn no_line_limit_lets_a_line_without_end_grow_the_server() {
+    let outcome = play(Bug::NoLineLimit);
+    assert!(outcome.guarded.to_string().contains("told \"error: line too long\""), "{outcome}");
+    assert!(outcome.broken.to_string().contains("no answer"), "{outcome}");
+}
+
+#[test]
 fn every_bug_serve_accepts_has_its_lab() {
     let labs: Vec<Bug> = lab::labs().iter().map(|lab| lab.bug).collect();
     assert_eq!(labs, Bug::ALL, "one lab per --bug, in the order --help lists them");

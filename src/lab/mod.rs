@@ -25,6 +25,7 @@ mod blocking_client;
 mod edge_no_drain;
 mod eintr_fatal;
 mod no_backpressure;
+mod no_line_limit;
 mod no_spare_fd;
 pub mod probe;
 mod short_write_lost;
@@ -128,6 +129,7 @@ pub fn labs() -> Vec<Lab> {
         edge_no_drain::LAB,
         short_write_lost::LAB,
         no_backpressure::LAB,
+        no_line_limit::LAB,
         blocking_client::LAB,
         eintr_fatal::LAB,
     ]

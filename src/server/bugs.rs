@@ -37,6 +37,8 @@ pub enum Bug {
     ShortWriteLost,
     /// Reading never pauses for a client that does not read: memory grows.
     NoBackpressure,
+    /// `--max-line` ignored: a line without a newline grows without end.
+    NoLineLimit,
     /// Accepted sockets left blocking: one client that does not read stalls all.
     BlockingClient,
     /// EINTR from the wait is fatal: `strace -p`, Ctrl-Z then `fg`, kill the server.
@@ -45,12 +47,13 @@ pub enum Bug {
 
 impl Bug {
     /// Every bug, in the order `pingpong lab --list` shows them.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::NoSpareFd,
         Bug::AlwaysWritable,
         Bug::EdgeNoDrain,
         Bug::ShortWriteLost,
         Bug::NoBackpressure,
+        Bug::NoLineLimit,
         Bug::BlockingClient,
         Bug::EintrFatal,
     ];
@@ -63,6 +66,7 @@ impl Bug {
             Bug::EdgeNoDrain => "edge-no-drain",
             Bug::ShortWriteLost => "short-write-lost",
             Bug::NoBackpressure => "no-backpressure",
+            Bug::NoLineLimit => "no-line-limit",
             Bug::BlockingClient => "blocking-client",
             Bug::EintrFatal => "eintr-fatal",
         }
@@ -80,6 +84,7 @@ impl Bug {
             }
             Bug::ShortWriteLost => "a partial write taken for a whole one: replies lose bytes",
             Bug::NoBackpressure => "never stop reading a client that never reads: memory grows",
+            Bug::NoLineLimit => "--max-line ignored: a line without a newline grows without end",
             Bug::BlockingClient => {
                 "accepted sockets left blocking: one client that never reads stalls all"
             }
@@ -95,6 +100,7 @@ impl Bug {
             Bug::EdgeNoDrain => "src/server/event_loop.rs, service_connection",
             Bug::ShortWriteLost => "src/server/conn.rs, Conn::send",
             Bug::NoBackpressure => "src/server/limits.rs, Limits::may_read",
+            Bug::NoLineLimit => "src/server/handler.rs, line_limit",
             Bug::BlockingClient => "src/server/event_loop.rs, accept",
             Bug::EintrFatal => "src/selector/mod.rs, Selector::select",
         }

@@ -17,6 +17,7 @@
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use super::bugs::Bug;
 use super::config::Config;
 use super::syscalls::Syscalls;
 use crate::protocol;
@@ -101,8 +102,21 @@ pub struct Inline {
 impl Inline {
     /// An inline handler for `--echo`, `--max-line` and `--work-ms`.
     pub fn new(config: &Config) -> Inline {
-        Inline { echo: config.echo, max_line: config.max_line, work: config.work }
+        Inline { echo: config.echo, max_line: line_limit(config), work: config.work }
     }
+}
+
+/// The longest line a client may send, `--max-line`: the guard that keeps a
+/// client from growing its `inb` without end. Past it, the line is refused
+/// with `error: line too long` before more of it is buffered ([`answer`],
+/// `protocol::respond`; hybrid's batches too).
+pub fn line_limit(config: &Config) -> usize {
+    // The bug (`--bug no-line-limit`): no limit, so a line without a newline
+    // is buffered for as long as the client sends it (redis#2679).
+    if Bug::NoLineLimit.is_on() {
+        return usize::MAX;
+    }
+    config.max_line
 }
 
 impl Handler for Inline {

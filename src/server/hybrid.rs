@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use super::config::Config;
-use super::handler::{Handled, Handler, Input};
+use super::handler::{self, Handled, Handler, Input};
 use super::syscalls::Syscalls;
 use crate::protocol::{self, find_newline};
 use crate::trace;
@@ -136,7 +136,7 @@ impl Pool {
             slots: Vec::new(),
             waiting: VecDeque::new(),
             echo: config.echo,
-            max_line: config.max_line,
+            max_line: handler::line_limit(config),
         })
     }
 
@@ -310,7 +310,8 @@ fn work(i: usize, queue: &Mutex<mpsc::Receiver<Job>>, outbox: &Outbox, config: &
             replies.extend_from_slice(&job.requests);
             (0, false)
         } else {
-            let answered = protocol::respond(&job.requests, &mut replies, config.max_line);
+            let answered =
+                protocol::respond(&job.requests, &mut replies, handler::line_limit(config));
             if job.last && !answered.too_long {
                 protocol::respond_final(&job.requests[answered.consumed..], &mut replies);
             }
