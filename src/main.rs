@@ -32,7 +32,8 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-#[group(required = true, multiple = false)]
+#[group(skip)] // one of NAME, --list, --all; --no-strace goes with any
+#[command(group(clap::ArgGroup::new("which").required(true).multiple(false)))]
 struct LabArgs {
     /// The lab, named after the bug it switches on.
     #[arg(value_enum, group = "which")]

@@ -7,6 +7,8 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use crate::server::bugs::Bug;
+
 use nix::sys::socket::{
     self, setsockopt, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag, SockType,
     SockaddrLike as _, SockaddrStorage,
@@ -92,7 +94,9 @@ pub fn accept(listener: &TcpListener, nonblocking: bool) -> io::Result<(OwnedFd,
             fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
         }
         #[cfg(any(target_os = "macos", target_os = "ios"))]
-        ffi::no_sigpipe(fd.as_raw_fd())?;
+        if sigpipe_guarded() {
+            ffi::no_sigpipe(fd.as_raw_fd())?;
+        }
     }
     let addr = if let Some(v4) = peer.as_sockaddr_in() {
         SocketAddr::from(*v4)
@@ -198,10 +202,27 @@ const SEND_FLAGS: MsgFlags = MsgFlags::MSG_NOSIGNAL;
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 const SEND_FLAGS: MsgFlags = MsgFlags::empty();
 
+/// Whether writes are kept from raising SIGPIPE: always, but for the bug
+/// `--bug sigpipe`, which sends without `MSG_NOSIGNAL` (on macOS, skips
+/// `SO_NOSIGPIPE`) and puts SIGPIPE back to its default action, death
+/// (`signals.rs`), as a C program has it.
+pub fn sigpipe_guarded() -> bool {
+    !Bug::Sigpipe.is_on()
+}
+
+/// The flags [`send`] passes: `MSG_NOSIGNAL` where there is one.
+pub fn send_flags() -> MsgFlags {
+    if sigpipe_guarded() {
+        SEND_FLAGS
+    } else {
+        MsgFlags::empty()
+    }
+}
+
 /// `send(fd, buf, MSG_NOSIGNAL)`: write without risking SIGPIPE. Returns how
 /// many bytes the kernel took, which may be fewer than `buf.len()`.
 pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    Ok(socket::send(fd, buf, SEND_FLAGS)?)
+    Ok(socket::send(fd, buf, send_flags())?)
 }
 
 /// `read(2)` into `buf`: 0 means the peer has shut down its side.

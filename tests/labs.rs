@@ -154,6 +154,35 @@ fn no_line_limit_lets_a_line_without_end_grow_the_server() {
 }
 
 #[test]
+fn sigpipe_lets_one_client_that_resets_kill_the_server() {
+    let outcome = play(Bug::Sigpipe);
+    assert!(outcome.broken.to_string().contains("killed by SIGPIPE"), "{outcome}");
+    assert!(outcome.guarded.to_string().contains("alive after the reset, newcomer served"));
+    if let Ok(lines) = &outcome.strace {
+        assert!(lines.iter().any(|line| line.starts_with("--- SIGPIPE")), "{lines:?}");
+    }
+}
+
+#[test]
+fn the_lab_command_lists_every_lab_and_plays_one_without_strace() {
+    let out = common::run_with_timeout(Command::new(BIN).args(["lab", "--list"]), common::PATIENCE);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for bug in Bug::ALL {
+        assert!(listed.contains(bug.name()), "{bug} missing from:\n{listed}");
+    }
+    let _one = serial();
+    let out = common::run_with_timeout(
+        Command::new(BIN).args(["lab", "sigpipe", "--no-strace"]),
+        common::PATIENCE,
+    );
+    let played = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{played}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(played.contains("guard off: killed by SIGPIPE"), "{played}");
+    assert!(!played.contains("strace"), "{played}");
+}
+
+#[test]
 fn every_bug_serve_accepts_has_its_lab() {
     let labs: Vec<Bug> = lab::labs().iter().map(|lab| lab.bug).collect();
     assert_eq!(labs, Bug::ALL, "one lab per --bug, in the order --help lists them");

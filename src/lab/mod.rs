@@ -29,6 +29,7 @@ mod no_line_limit;
 mod no_spare_fd;
 pub mod probe;
 mod short_write_lost;
+mod sigpipe;
 
 /// One lab: a bug, the server that shows it, and how to make it show.
 pub struct Lab {
@@ -130,6 +131,7 @@ pub fn labs() -> Vec<Lab> {
         short_write_lost::LAB,
         no_backpressure::LAB,
         no_line_limit::LAB,
+        sigpipe::LAB,
         blocking_client::LAB,
         eintr_fatal::LAB,
     ]

@@ -39,6 +39,8 @@ pub enum Bug {
     NoBackpressure,
     /// `--max-line` ignored: a line without a newline grows without end.
     NoLineLimit,
+    /// SIGPIPE's default action, and sends without `MSG_NOSIGNAL`: one reset kills the server.
+    Sigpipe,
     /// Accepted sockets left blocking: one client that does not read stalls all.
     BlockingClient,
     /// EINTR from the wait is fatal: `strace -p`, Ctrl-Z then `fg`, kill the server.
@@ -47,13 +49,14 @@ pub enum Bug {
 
 impl Bug {
     /// Every bug, in the order `pingpong lab --list` shows them.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::NoSpareFd,
         Bug::AlwaysWritable,
         Bug::EdgeNoDrain,
         Bug::ShortWriteLost,
         Bug::NoBackpressure,
         Bug::NoLineLimit,
+        Bug::Sigpipe,
         Bug::BlockingClient,
         Bug::EintrFatal,
     ];
@@ -67,6 +70,7 @@ impl Bug {
             Bug::ShortWriteLost => "short-write-lost",
             Bug::NoBackpressure => "no-backpressure",
             Bug::NoLineLimit => "no-line-limit",
+            Bug::Sigpipe => "sigpipe",
             Bug::BlockingClient => "blocking-client",
             Bug::EintrFatal => "eintr-fatal",
         }
@@ -85,6 +89,7 @@ impl Bug {
             Bug::ShortWriteLost => "a partial write taken for a whole one: replies lose bytes",
             Bug::NoBackpressure => "never stop reading a client that never reads: memory grows",
             Bug::NoLineLimit => "--max-line ignored: a line without a newline grows without end",
+            Bug::Sigpipe => "SIGPIPE left to kill: one client that resets kills the server",
             Bug::BlockingClient => {
                 "accepted sockets left blocking: one client that never reads stalls all"
             }
@@ -101,6 +106,7 @@ impl Bug {
             Bug::ShortWriteLost => "src/server/conn.rs, Conn::send",
             Bug::NoBackpressure => "src/server/limits.rs, Limits::may_read",
             Bug::NoLineLimit => "src/server/handler.rs, line_limit",
+            Bug::Sigpipe => "src/net.rs, sigpipe_guarded (send_flags)",
             Bug::BlockingClient => "src/server/event_loop.rs, accept",
             Bug::EintrFatal => "src/selector/mod.rs, Selector::select",
         }

@@ -53,6 +53,9 @@ impl Signals {
         for signal in SIGNALS {
             ffi::catch(signal)?;
         }
+        if !crate::net::sigpipe_guarded() {
+            ffi::default_action(Signal::SIGPIPE)?; // part of `--bug sigpipe`
+        }
         // A stop that came before this pipe was added (another event loop
         // had installed the handler already) was never written to it: say
         // it here, or this loop would wait on forever.
@@ -164,6 +167,17 @@ mod ffi {
             SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
         // SAFETY: `on_signal` only makes async-signal-safe calls (write(2)
         // and errno access) and touches only atomics.
+        unsafe { sigaction(signal, &action) }?;
+        Ok(())
+    }
+
+    /// `sigaction(signal, {SIG_DFL})`: the kernel's default action again.
+    /// For SIGPIPE that is death, which Rust's runtime has set aside (it
+    /// ignores SIGPIPE before `main`); `--bug sigpipe` brings it back.
+    pub(super) fn default_action(signal: Signal) -> io::Result<()> {
+        let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        // SAFETY: SIG_DFL runs no code of ours, so nothing needs to be
+        // async-signal-safe.
         unsafe { sigaction(signal, &action) }?;
         Ok(())
     }

@@ -132,7 +132,7 @@ impl Syscalls {
                 "sendto({fd}, {}, {}, {}, NULL, 0)",
                 trace::bytes(buf),
                 buf.len(),
-                SEND_FLAGS
+                send_flags()
             );
             trace::line(call, &trace::result(r.as_ref().map(|&n| n as i64)), format_args!("{why}"));
         }
@@ -203,10 +203,14 @@ impl Syscalls {
     }
 }
 
-#[cfg(not(any(target_os = "macos", target_os = "ios")))]
-const SEND_FLAGS: &str = "MSG_NOSIGNAL";
-#[cfg(any(target_os = "macos", target_os = "ios"))]
-const SEND_FLAGS: &str = "0";
+/// [`net::send_flags`] as strace prints them.
+fn send_flags() -> &'static str {
+    if net::send_flags().contains(nix::sys::socket::MsgFlags::MSG_NOSIGNAL) {
+        "MSG_NOSIGNAL"
+    } else {
+        "0"
+    }
+}
 
 /// Without `accept4`, the flags take calls of their own: narrate them too.
 fn narrate_accept_extras(fd: RawFd, nonblocking: bool) {
@@ -220,7 +224,7 @@ fn narrate_accept_extras(fd: RawFd, nonblocking: bool) {
         line(&format!("fcntl({fd}, F_GETFL)"));
         line(&format!("fcntl({fd}, F_SETFL, O_RDWR|O_NONBLOCK)"));
     }
-    if cfg!(any(target_os = "macos", target_os = "ios")) {
+    if cfg!(any(target_os = "macos", target_os = "ios")) && net::sigpipe_guarded() {
         line(&format!("setsockopt({fd}, SOL_SOCKET, SO_NOSIGPIPE, [1], 4)"));
     }
 }

@@ -1,0 +1,69 @@
+//! Lab `sigpipe`: one client that resets kills the whole server
+//! (tokio-rs/mio#577).
+//!
+//! A write to a connection the peer has torn down fails with EPIPE, and the
+//! kernel also sends the writer SIGPIPE, whose default action ends the
+//! process: a sensible default for `cat file | head`, a fatal one for a
+//! server. The lab's client shuts down its side (the server's socket is
+//! then in CLOSE_WAIT), then resets, with a ping the server has not read
+//! yet. (The server is stopped meanwhile, as Ctrl-Z does, so the order is
+//! sure.) The server reads the ping and writes its pong to a socket that
+//! is gone. Guarded (`MSG_NOSIGNAL`), the write fails with EPIPE and only
+//! that client is closed. Broken, SIGPIPE kills the server.
+
+use std::io::{self, Write};
+use std::net::Shutdown;
+use std::os::unix::process::ExitStatusExt;
+use std::thread;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{setsockopt, sockopt};
+
+use super::probe::{self, Server};
+use super::{Lab, Symptoms};
+use crate::server::bugs::Bug;
+
+pub const LAB: Lab = Lab {
+    bug: Bug::Sigpipe,
+    scenario: "a client shuts down, then resets with a ping unread; then a newcomer pings",
+    serve: &[],
+    fd_limit: None,
+    // The write that fails, the signal it raises, the end.
+    strace: ("sendto", &["EPIPE", "SIGPIPE", "killed by"]),
+    first_line: None,
+    drive,
+};
+
+fn drive(server: &mut Server) -> io::Result<Symptoms> {
+    let rude = server.connect()?;
+    probe::ask(&rude, b"ping\n", Duration::from_secs(1))?; // accepted, and served
+    kill(server.pid, Signal::SIGSTOP)?;
+    (&rude).write_all(b"ping\n")?;
+    rude.shutdown(Shutdown::Write)?; // our FIN: the server's socket is in CLOSE_WAIT
+    thread::sleep(Duration::from_millis(50));
+    // SO_LINGER with a zero timeout: close(2) sends a reset, not a FIN.
+    setsockopt(&rude, sockopt::Linger, &libc::linger { l_onoff: 1, l_linger: 0 })?;
+    drop(rude);
+    thread::sleep(Duration::from_millis(50));
+    kill(server.pid, Signal::SIGCONT)?;
+    thread::sleep(Duration::from_millis(300));
+    let alive = server.alive();
+    let served = match server.connect() {
+        Ok(client) => {
+            probe::ask(&client, b"ping\n", Duration::from_secs(1))?.as_deref() == Some("pong")
+        }
+        Err(_) => false,
+    };
+    let ending = match server.exit_status() {
+        None => "alive after the reset".to_string(),
+        Some(status) => match status.signal().and_then(|n| Signal::try_from(n).ok()) {
+            Some(signal) => format!("killed by {signal}"),
+            None => format!("exited ({status})"),
+        },
+    };
+    Ok(Symptoms::default()
+        .reading(ending)
+        .reading(if served { "newcomer served" } else { "newcomer refused" })
+        .broken_if(!alive || !served))
+}
