@@ -104,6 +104,13 @@ fn a_bug_with_no_meaning_in_the_mode_is_refused_in_one_line() {
     assert!(!out.status.success());
     assert!(stderr.contains("cannot use --bug edge-no-drain with --mode epoll"), "{stderr}");
     assert!(stderr.contains("needs --edge"), "{stderr}");
+    let out = common::run_with_timeout(
+        Command::new(BIN).args(["serve", "--port", "0", "--bug", "stale-events"]),
+        common::PATIENCE,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--bug stale-events needs --mode hybrid"), "{stderr}");
 }
 
 #[test]
@@ -180,6 +187,13 @@ fn the_lab_command_lists_every_lab_and_plays_one_without_strace() {
     assert!(out.status.success(), "{played}{}", String::from_utf8_lossy(&out.stderr));
     assert!(played.contains("guard off: killed by SIGPIPE"), "{played}");
     assert!(!played.contains("strace"), "{played}");
+}
+
+#[test]
+fn stale_events_hand_a_gone_clients_reply_to_the_one_on_its_fd() {
+    let outcome = play(Bug::StaleEvents);
+    assert!(outcome.guarded.to_string().contains("B was told \"hello from B\""), "{outcome}");
+    assert!(outcome.broken.to_string().contains("B was told \"secret for A\""), "{outcome}");
 }
 
 #[test]

@@ -30,6 +30,7 @@ mod no_spare_fd;
 pub mod probe;
 mod short_write_lost;
 mod sigpipe;
+mod stale_events;
 
 /// One lab: a bug, the server that shows it, and how to make it show.
 pub struct Lab {
@@ -133,6 +134,7 @@ pub fn labs() -> Vec<Lab> {
         no_line_limit::LAB,
         sigpipe::LAB,
         blocking_client::LAB,
+        stale_events::LAB,
         eintr_fatal::LAB,
     ]
 }

@@ -43,13 +43,15 @@ pub enum Bug {
     Sigpipe,
     /// Accepted sockets left blocking: one client that does not read stalls all.
     BlockingClient,
+    /// A finished job delivered by fd number alone: a reply reaches the wrong client.
+    StaleEvents,
     /// EINTR from the wait is fatal: `strace -p`, Ctrl-Z then `fg`, kill the server.
     EintrFatal,
 }
 
 impl Bug {
     /// Every bug, in the order `pingpong lab --list` shows them.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::NoSpareFd,
         Bug::AlwaysWritable,
         Bug::EdgeNoDrain,
@@ -58,6 +60,7 @@ impl Bug {
         Bug::NoLineLimit,
         Bug::Sigpipe,
         Bug::BlockingClient,
+        Bug::StaleEvents,
         Bug::EintrFatal,
     ];
 
@@ -72,6 +75,7 @@ impl Bug {
             Bug::NoLineLimit => "no-line-limit",
             Bug::Sigpipe => "sigpipe",
             Bug::BlockingClient => "blocking-client",
+            Bug::StaleEvents => "stale-events",
             Bug::EintrFatal => "eintr-fatal",
         }
     }
@@ -93,6 +97,9 @@ impl Bug {
             Bug::BlockingClient => {
                 "accepted sockets left blocking: one client that never reads stalls all"
             }
+            Bug::StaleEvents => {
+                "work done for a closed fd delivered anyway: a reply reaches the wrong client"
+            }
             Bug::EintrFatal => "EINTR from the wait is fatal: strace -p or Ctrl-Z kills the server",
         }
     }
@@ -108,6 +115,7 @@ impl Bug {
             Bug::NoLineLimit => "src/server/handler.rs, line_limit",
             Bug::Sigpipe => "src/net.rs, sigpipe_guarded (send_flags)",
             Bug::BlockingClient => "src/server/event_loop.rs, accept",
+            Bug::StaleEvents => "src/server/hybrid.rs, Pool::finished",
             Bug::EintrFatal => "src/selector/mod.rs, Selector::select",
         }
     }
@@ -126,6 +134,7 @@ impl Bug {
     pub fn needs(self) -> Needs {
         match self {
             Bug::EdgeNoDrain => Needs::EdgeTriggered,
+            Bug::StaleEvents => Needs::WorkerPool,
             _ => Needs::EventLoop,
         }
     }
@@ -146,6 +155,8 @@ pub enum Needs {
     EventLoop,
     /// An edge-triggered selector loop (`--edge`).
     EdgeTriggered,
+    /// Hybrid's worker pool, whose finished work comes back to the loop.
+    WorkerPool,
 }
 
 /// The bugs switched on, one bit each. Written once, by [`switch_on`],

@@ -42,6 +42,7 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use super::bugs::Bug;
 use super::config::Config;
 use super::handler::{self, Handled, Handler, Input};
 use super::syscalls::Syscalls;
@@ -250,9 +251,14 @@ impl Handler for Pool {
         let mut ready = Vec::new();
         for Done { fd, id, replies, handled } in done {
             // A client that left while its work ran, or whose fd number went
-            // to someone else since, is not told anything.
-            if self.slot_of(fd) == &(Slot::Busy { id }) {
-                *self.slot(fd) = Slot::Done { id, replies, handled };
+            // to someone else since, is not told anything: the job names its
+            // connection by fd *and* id, as the selector's events are
+            // checked against the batch a record was born in.
+            let Slot::Busy { id: now } = *self.slot_of(fd) else { continue };
+            // The bug (`--bug stale-events`): the fd number alone names the
+            // client, so a new connection on a reused fd gets the old one's replies.
+            if now == id || Bug::StaleEvents.is_on() {
+                *self.slot(fd) = Slot::Done { id: now, replies, handled };
                 ready.push(fd);
             }
         }

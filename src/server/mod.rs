@@ -249,6 +249,13 @@ fn check(mode: Mode, config: &Config) -> io::Result<()> {
                     modes(|m| m.is_available() && m.supports_edge(), "or")
                 ),
             ),
+            Needs::WorkerPool => (
+                mode == Mode::Hybrid,
+                format!(
+                    "it undoes a guard of hybrid's worker pool, which {mode} mode does not run"
+                ),
+                format!("--bug {bug} needs --mode hybrid"),
+            ),
         };
         if !applies {
             let attempt = format!("use --bug {bug} with --mode {mode}");
