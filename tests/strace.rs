@@ -566,6 +566,60 @@ fn sigstop_and_sigcont_do_not_disturb_a_server() {
     }
 }
 
+#[test]
+fn a_signal_sent_as_soon_as_the_start_up_line_shows_is_taken_not_fatal() {
+    // A script reads the port from the start-up line and may signal at
+    // once. Until the handler is installed, SIGUSR1's default action is to
+    // kill the process; so the server holds the signals pending from before
+    // that line until it can take them. strace stretches the moment between
+    // the two: the calls right after the line (the signal pipe's pipe2, and
+    // the threads that take signals in the thread modes) return 300 ms late.
+    let test = "a_signal_sent_as_soon_as_the_start_up_line_shows_is_taken_not_fatal";
+    if !strace_usable(test) {
+        return;
+    }
+    for &mode in ALL_MODES {
+        if !common::mode_usable(mode, test) {
+            continue;
+        }
+        let mut strace = Command::new("strace")
+            .args(["-f", "-o", "/dev/null", "--inject=pipe2,clone,clone3:delay_exit=300000"])
+            .args(["--", BIN, "serve", "--mode", mode, "--port", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strace");
+        let (banner, stdout) = read_first_line_then_rest(strace.stdout.take().unwrap());
+        let stderr = collect(strace.stderr.take().unwrap());
+        let banner = banner.recv_timeout(PATIENCE).expect("a start-up line");
+        let pid: i32 = banner
+            .trim_end()
+            .rsplit_once("pid ")
+            .and_then(|(_, p)| p.strip_suffix(')'))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected start-up line: {banner:?}"));
+        kill(Pid::from_raw(pid), Signal::SIGUSR1).expect("SIGUSR1 the server");
+        let addr: SocketAddr =
+            banner["listening on ".len()..].split(' ').next().unwrap().parse().unwrap();
+        let client = connect(addr);
+        ping_pong(&client, 1);
+        drop(client);
+        kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM the server");
+        let status = wait_timeout(&mut strace, PATIENCE).expect("the server stops");
+        let (stdout, stderr) =
+            (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+        assert!(status.success(), "{mode}: {status:?}; stdout: {stdout}; stderr: {stderr}");
+        // The blocking server takes SIGUSR1 only so as not to die of it.
+        if mode != "blocking" {
+            assert!(
+                stderr.contains("stats:"),
+                "{mode}: no stats line for the early SIGUSR1: {stderr}"
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------- helpers
 
 /// Can strace trace a child here? Asked once; the answer (or the reason it

@@ -298,6 +298,8 @@ pub(crate) fn listen(
 
 /// Announce the listener, then hand it to the mode.
 fn run(listener: TcpListener, mode: Mode, config: &Config) -> io::Result<Summary> {
+    // From the start-up line on, a signal must find the server ready for it.
+    signals::hold()?;
     #[cfg(target_os = "linux")]
     if mode == Mode::Uring {
         // The ring is set up before the start-up line: where io_uring is

@@ -56,6 +56,8 @@ impl Signals {
         if !crate::net::sigpipe_guarded() {
             ffi::default_action(Signal::SIGPIPE)?; // part of `--bug sigpipe`
         }
+        // The handler is in place: what [`hold`] kept pending arrives now.
+        signal_set().thread_unblock()?;
         // A stop that came before this pipe was added (another event loop
         // had installed the handler already) was never written to it: say
         // it here, or this loop would wait on forever.
@@ -101,6 +103,24 @@ pub fn stop_accepting<R>(
     let why = "stop accepting: the kernel refuses the backlog from now on";
     calls.close(OwnedFd::from(listener), why);
     Ok(())
+}
+
+/// Hold SIGINT, SIGTERM and SIGUSR1 pending, in this thread and every
+/// thread it starts, until [`Signals::install`] has its handler in place
+/// (`pthread_sigmask(SIG_BLOCK)`). Called before the start-up line: a
+/// script that reads the port from it and signals at once must find a
+/// server that takes the signal, not one that still has the default
+/// action, which for all three is to die.
+pub fn hold() -> io::Result<()> {
+    Ok(signal_set().thread_block()?)
+}
+
+fn signal_set() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for signal in SIGNALS {
+        set.add(signal);
+    }
+    set
 }
 
 /// Set once SIGINT or SIGTERM has arrived.
