@@ -108,7 +108,7 @@ impl Inline {
 
 /// The longest line a client may send, `--max-line`: the guard that keeps a
 /// client from growing its `inb` without end. Past it, the line is refused
-/// with `error: line too long` before more of it is buffered ([`answer`],
+/// with `error: line too long` before more of it is buffered (`answer`,
 /// `protocol::respond`; hybrid's batches too).
 pub fn line_limit(config: &Config) -> usize {
     // The bug (`--bug no-line-limit`): no limit, so a line without a newline
