@@ -566,6 +566,10 @@ fn sigstop_and_sigcont_do_not_disturb_a_server() {
     }
 }
 
+/// The calls right after the start-up line (the signal pipe's pipe2, the
+/// threads that take signals in the thread modes), made to return 300 ms late.
+const DELAY_AFTER_THE_LINE: &str = "--inject=pipe2,clone,?clone3:delay_exit=300000";
+
 #[test]
 fn a_signal_sent_as_soon_as_the_start_up_line_shows_is_taken_not_fatal() {
     // A script reads the port from the start-up line and may signal at
@@ -582,35 +586,13 @@ fn a_signal_sent_as_soon_as_the_start_up_line_shows_is_taken_not_fatal() {
         if !common::mode_usable(mode, test) {
             continue;
         }
-        let mut strace = Command::new("strace")
-            .args(["-f", "-o", "/dev/null", "--inject=pipe2,clone,clone3:delay_exit=300000"])
-            .args(["--", BIN, "serve", "--mode", mode, "--port", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn strace");
-        let (banner, stdout) = read_first_line_then_rest(strace.stdout.take().unwrap());
-        let stderr = collect(strace.stderr.take().unwrap());
-        let banner = banner.recv_timeout(PATIENCE).expect("a start-up line");
-        let pid: i32 = banner
-            .trim_end()
-            .rsplit_once("pid ")
-            .and_then(|(_, p)| p.strip_suffix(')'))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected start-up line: {banner:?}"));
-        kill(Pid::from_raw(pid), Signal::SIGUSR1).expect("SIGUSR1 the server");
-        let addr: SocketAddr =
-            banner["listening on ".len()..].split(' ').next().unwrap().parse().unwrap();
-        let client = connect(addr);
-        ping_pong(&client, 1);
-        drop(client);
-        kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM the server");
-        let status = wait_timeout(&mut strace, PATIENCE).expect("the server stops");
-        let (stdout, stderr) =
-            (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
-        assert!(status.success(), "{mode}: {status:?}; stdout: {stdout}; stderr: {stderr}");
-        // The blocking server takes SIGUSR1 only so as not to die of it.
+        let delayed = Some("pipe2,clone,?clone3");
+        let server = Traced::start_with(mode, &[], delayed, &[DELAY_AFTER_THE_LINE]);
+        kill(server.server, Signal::SIGUSR1).expect("SIGUSR1 the server");
+        ping_pong(&connect(server.addr), 1);
+        // It must also exit cleanly (`stop` checks). The blocking server takes
+        // SIGUSR1 only so as not to die of it: no stats line there.
+        let stderr = server.stop().stderr;
         if mode != "blocking" {
             assert!(
                 stderr.contains("stats:"),
@@ -720,6 +702,11 @@ impl Traced {
     /// `strace -f -ttt [-e trace=FILTER] -o FILE pingpong serve --mode MODE
     /// --port 0 ARGS...`, once it has printed its start-up line.
     fn start(mode: &str, args: &[&str], filter: Option<&str>) -> Traced {
+        Traced::start_with(mode, args, filter, &[])
+    }
+
+    /// [`Traced::start`], with more options for strace (`--inject=...`).
+    fn start_with(mode: &str, args: &[&str], filter: Option<&str>, options: &[&str]) -> Traced {
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         let log = std::env::temp_dir().join(format!(
             "pingpong-strace-{}-{}.log",
@@ -732,6 +719,7 @@ impl Traced {
             command.arg(format!("--trace={filter}"));
         }
         let mut strace = command
+            .args(options)
             .args(["--", BIN, "serve", "--mode", mode, "--port", "0"])
             .args(args)
             .stdin(Stdio::null())

@@ -10,9 +10,9 @@
 //! the second is answered. Broken, the loop sits inside one `sendto` to the
 //! first client, and nobody else is served until that client goes.
 
-use std::io::{self, Write};
+use std::io;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::probe::{self, Server};
 use super::{Lab, Symptoms};
@@ -35,19 +35,8 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
     let silent = server.connect()?;
     let writer = silent.try_clone()?;
     let sending = thread::spawn(move || {
-        // A short timeout: a blocked write returns, and the clock is read.
-        writer.set_write_timeout(Some(Duration::from_millis(50)))?;
-        let (pings, deadline) =
-            (b"ping\n".repeat(64 << 10), Instant::now() + Duration::from_secs(1));
-        while Instant::now() < deadline {
-            match (&writer).write(&pings) {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok::<_, io::Error>(writer)
+        let pings = b"ping\n".repeat(64 << 10);
+        probe::push_for(&writer, &pings, Duration::from_secs(1), usize::MAX).map(|_| writer)
     });
     thread::sleep(Duration::from_millis(400));
     let stuck = blocked_in_sendto(server);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 
-use super::probe::{self, Server};
+use super::probe::Server;
 use super::{Lab, Symptoms};
 use crate::server::bugs::Bug;
 
@@ -35,12 +35,7 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
     kill(server.pid, Signal::SIGCONT)?;
     thread::sleep(Duration::from_millis(300));
     let alive = server.alive();
-    let served = match server.connect() {
-        Ok(client) => {
-            probe::ask(&client, b"ping\n", Duration::from_secs(1))?.as_deref() == Some("pong")
-        }
-        Err(_) => false,
-    };
+    let served = server.serves_newcomer();
     let said = server.stderr().into_iter().find(|line| line.starts_with("pingpong serve:"));
     let ending = match (alive, said) {
         (true, _) => "alive after Ctrl-Z, fg".to_string(),

@@ -7,10 +7,10 @@
 //! client, and the server's memory stays put. Broken, the server reads on
 //! and keeps every pong it cannot send.
 
-use std::io::{self, Write};
-use std::time::{Duration, Instant};
+use std::io;
+use std::time::Duration;
 
-use super::probe::Server;
+use super::probe::{self, Server};
 use super::{Lab, Symptoms};
 use crate::server::bugs::Bug;
 
@@ -33,18 +33,9 @@ pub const LAB: Lab = Lab {
 
 fn drive(server: &mut Server) -> io::Result<Symptoms> {
     let before = server.rss_kib()?;
-    let mut client = server.connect()?;
-    // A short send timeout: a blocked write returns, and the clock is read.
-    client.set_write_timeout(Some(Duration::from_millis(50)))?;
+    let client = server.connect()?;
     let pings = b"ping\n".repeat((64 << 10) / 5);
-    let (mut sent, deadline) = (0, Instant::now() + Duration::from_millis(1500));
-    while Instant::now() < deadline && sent < CAP {
-        match client.write(&pings) {
-            Ok(n) => sent += n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let sent = probe::push_for(&client, &pings, Duration::from_millis(1500), CAP)?;
     let grown = server.rss_kib()?.saturating_sub(before) as f64 / 1024.0;
     Ok(Symptoms::default()
         .reading(format!("client got {:.0} MiB in", sent as f64 / (1 << 20) as f64))

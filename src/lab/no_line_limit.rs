@@ -7,9 +7,9 @@
 //! `error: line too long` and ends the connection: it never holds more than
 //! 64 KiB of the line. Broken, it keeps every byte, waiting for a newline.
 
-use std::io::{self, Write};
+use std::io;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::probe::{self, Server};
 use super::{Lab, Symptoms};
@@ -35,23 +35,7 @@ pub const LAB: Lab = Lab {
 fn drive(server: &mut Server) -> io::Result<Symptoms> {
     let before = server.rss_kib()?;
     let client = server.connect()?;
-    let writer = client.try_clone()?;
-    let sending = thread::spawn(move || {
-        // A short timeout: a write the server no longer reads returns.
-        writer.set_write_timeout(Some(Duration::from_millis(50)))?;
-        let (xs, deadline) = (vec![b'x'; 64 << 10], Instant::now() + Duration::from_secs(2));
-        let mut sent = 0;
-        while sent < SENT && Instant::now() < deadline {
-            match (&writer).write(&xs) {
-                Ok(n) => sent += n,
-                Err(e)
-                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-                Err(_) => break, // the server ended the connection
-            }
-        }
-        Ok::<_, io::Error>(sent)
-    });
-    let sent = sending.join().map_err(|_| io::Error::other("the writer panicked"))??;
+    let sent = probe::push_for(&client, &[b'x'; 64 << 10], Duration::from_secs(2), SENT)?;
     thread::sleep(Duration::from_millis(100)); // let the last bytes land
     let grown = server.rss_kib()?.saturating_sub(before) as f64 / 1024.0;
     let answer = probe::ask(&client, b"", Duration::from_millis(500)).unwrap_or(None);

@@ -113,6 +113,17 @@ impl Server {
         Ok(stream)
     }
 
+    /// Whether a new client is answered `pong` within a second.
+    pub fn serves_newcomer(&self) -> bool {
+        match self.connect() {
+            Ok(client) => {
+                ask(&client, b"ping\n", Duration::from_secs(1)).ok().flatten().as_deref()
+                    == Some("pong")
+            }
+            Err(_) => false,
+        }
+    }
+
     /// CPU time the server has used so far (user + system).
     pub fn cpu(&self) -> io::Result<Duration> {
         let stat = proc_file(self.pid, "stat")?;
@@ -216,6 +227,23 @@ impl Drop for Server {
         }
         let _ = self.child.wait();
     }
+}
+
+/// Write `chunk` to `stream` over and over for `span`, or until `cap` bytes
+/// are sent, or the server ends the connection; returns the bytes sent. A
+/// write the server does not take returns after 50 ms, and is tried again:
+/// a client that keeps pushing however full the pipe is.
+pub fn push_for(stream: &TcpStream, chunk: &[u8], span: Duration, cap: usize) -> io::Result<usize> {
+    stream.set_write_timeout(Some(Duration::from_millis(50)))?;
+    let (mut sent, deadline) = (0, Instant::now() + span);
+    while sent < cap && Instant::now() < deadline {
+        match (&*stream).write(chunk) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(_) => break, // the server ended the connection
+        }
+    }
+    Ok(sent)
 }
 
 /// A line the server is sent, and the line it answers within `timeout`

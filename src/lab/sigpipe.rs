@@ -49,12 +49,7 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
     kill(server.pid, Signal::SIGCONT)?;
     thread::sleep(Duration::from_millis(300));
     let alive = server.alive();
-    let served = match server.connect() {
-        Ok(client) => {
-            probe::ask(&client, b"ping\n", Duration::from_secs(1))?.as_deref() == Some("pong")
-        }
-        Err(_) => false,
-    };
+    let served = server.serves_newcomer();
     let ending = match server.exit_status() {
         None => "alive after the reset".to_string(),
         Some(status) => match status.signal().and_then(|n| Signal::try_from(n).ok()) {
