@@ -113,15 +113,19 @@ impl Server {
         Ok(stream)
     }
 
-    /// Whether a new client is answered `pong` within a second.
+    /// Whether a newcomer is served: `pingpong client` (the course's
+    /// client, [`crate::client::run_threads`]) with one connection and one
+    /// ping, given a second for each step.
     pub fn serves_newcomer(&self) -> bool {
-        match self.connect() {
-            Ok(client) => {
-                ask(&client, b"ping\n", Duration::from_secs(1)).ok().flatten().as_deref()
-                    == Some("pong")
-            }
-            Err(_) => false,
-        }
+        let config = crate::client::ClientConfig {
+            host: self.addr.ip(),
+            port: self.addr.port(),
+            num_clients: 1,
+            messages: 1,
+            quiet: true,
+            timeout: Duration::from_secs(1),
+        };
+        crate::client::run_threads(&config).ok()
     }
 
     /// CPU time the server has used so far (user + system).
