@@ -265,6 +265,11 @@ impl Server {
             _ => &[],
         };
         let eof = client.phase == Phase::Draining;
+        if client.inb.capacity() == 0 && !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            // A line arrives in pieces (longer than a provided buffer): it
+            // is gathered in `inb`, so give it kept memory to grow into.
+            client.inb = self.spares.take();
+        }
         let input =
             Input { fd, id: u64::from(client.generation), inb: &mut client.inb, fresh: bytes, eof };
         let mut replies = self.spares.take();
@@ -272,6 +277,11 @@ impl Server {
         Totals::add(&self.totals.lines, handled.lines);
         if let Some(reason) = handled.close {
             (client.phase, client.inb) = (Phase::Closing(reason), Vec::new());
+        }
+        if client.inb.is_empty() {
+            // The line is answered: its memory goes back to the pool, not
+            // to malloc (nor stays with an idle connection).
+            self.spares.give(std::mem::take(&mut client.inb));
         }
         self.spares.give(client.queue(replies));
         self.flush(fd);
