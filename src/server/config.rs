@@ -79,8 +79,8 @@ pub struct Config {
     /// as the selector server reads at once: a line up to that long mostly
     /// arrives in one completion and is parsed where it lies; smaller, it
     /// comes in pieces gathered by copying (16 KiB: 4 completions, 4 copies
-    /// per 64 KiB line). Pages are spent only as the kernel writes them: one
-    /// a buffer under pings, all of them under bulk loads (16 MiB for 256).
+    /// per 64 KiB line). Memory is spent only as the kernel writes into them:
+    /// a page per buffer under pings, all of it under bulk loads (16 MiB).
     #[arg(long, hide = true, default_value_t = 64 << 10, value_parser = count(1..=1 << 20))]
     pub uring_buffer_size: usize,
 }
