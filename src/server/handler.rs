@@ -29,7 +29,8 @@ pub struct Input<'a> {
     /// Tells this connection from an earlier one that had the same fd number.
     pub id: u64,
     /// The start of a line still arriving, kept between reads (the course's
-    /// `data.inb`). A handler leaves in it what it has not taken.
+    /// `data.inb`). A handler leaves in it what it has not taken; the loop
+    /// decides whether an emptied one keeps its memory.
     pub inb: &'a mut Vec<u8>,
     /// What the latest read brought; empty at the client's EOF, or when the
     /// loop only offers `inb` again (after a worker finished).
@@ -164,8 +165,7 @@ fn answer(inb: &mut Vec<u8>, fresh: &[u8], replies: &mut Vec<u8>, max_line: usiz
         inb.drain(..answered.consumed);
         answered
     };
-    if inb.is_empty() {
-        *inb = Vec::new(); // give the memory back while idle
-    }
+    // An emptied `inb` keeps its memory: whether to free it is the loop's
+    // choice (the selector loop frees it; the uring loop keeps it for reuse).
     Handled { lines: answered.lines, close: answered.too_long.then_some("line too long") }
 }

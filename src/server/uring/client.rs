@@ -12,6 +12,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use super::spares::Spares;
 use crate::server::conn::Phase;
 
 /// What a completion is for: the top byte of its `user_data`.
@@ -130,19 +131,26 @@ impl Client {
         self.recv == Shot::Off && !self.send_in_flight
     }
 
-    /// Queue `replies`: straight into `sending` when no send is in flight or
-    /// waiting (the common case: one buffer, reused), else behind, in order.
-    pub fn queue(&mut self, replies: &[u8]) {
+    /// Queue `replies`, taking the buffer itself: when no send is in flight
+    /// or waiting, it becomes `sending` (no copy: the handler wrote the
+    /// reply where the kernel will read it); else its bytes go behind, in
+    /// order. Returns the buffer left over, emptied, for the pool.
+    pub fn queue(&mut self, mut replies: Vec<u8>) -> Vec<u8> {
         if !self.send_in_flight && self.sending.is_empty() {
-            self.sending.extend_from_slice(replies);
+            std::mem::swap(&mut self.sending, &mut replies);
+            self.sent = 0;
         } else {
-            self.outb.extend_from_slice(replies);
+            self.outb.extend_from_slice(&replies);
         }
+        replies.clear();
+        replies
     }
 
     /// The bytes the next send should carry, if one may start now: the rest
-    /// of `sending`, or else the queue, moved into `sending`.
-    pub fn next_send(&mut self) -> Option<&[u8]> {
+    /// of `sending`, or else the queue, moved into `sending`. When there is
+    /// nothing to send, a large buffer goes back to `spares`; a small one
+    /// is kept for the next reply, so ping-pong allocates nothing.
+    pub fn next_send(&mut self, spares: &mut Spares) -> Option<&[u8]> {
         if self.send_in_flight {
             return None;
         }
@@ -152,9 +160,11 @@ impl Client {
             std::mem::swap(&mut self.sending, &mut self.outb);
         }
         if self.sending.is_empty() {
-            // Idle: keep a small buffer for the next reply, free a large one.
-            shrink(&mut self.sending);
-            shrink(&mut self.outb);
+            for buf in [&mut self.sending, &mut self.outb] {
+                if buf.capacity() > 4096 {
+                    spares.give(std::mem::take(buf));
+                }
+            }
             return None;
         }
         Some(&self.sending[self.sent..])
@@ -177,14 +187,6 @@ impl Client {
             }
         }
         open
-    }
-}
-
-/// Free a buffer's memory if it grew large; a small one is kept for reuse,
-/// so a ping-pong connection allocates nothing per round trip.
-fn shrink(buf: &mut Vec<u8>) {
-    if buf.capacity() > 4096 {
-        *buf = Vec::new();
     }
 }
 

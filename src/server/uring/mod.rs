@@ -20,6 +20,7 @@
 
 mod accept;
 mod client;
+mod spares;
 
 use std::io;
 use std::net::TcpListener;
@@ -35,6 +36,7 @@ use crate::uring::{self, op, Cqe, Ring, Sqe, IORING_CQE_BUFFER_SHIFT};
 use crate::uring::{IORING_CQE_F_BUFFER, IORING_CQE_F_MORE};
 use crate::words::{self, Failure};
 use client::{Client, Kind, Shot, Token};
+use spares::Spares;
 
 use super::config::Config;
 
@@ -68,7 +70,7 @@ pub fn serve(
         calls,
         totals: Totals::default(),
         cqes: Vec::new(),
-        replies: Vec::new(),
+        spares: Spares::default(),
         trace: config.trace,
         broken: None,
     };
@@ -131,7 +133,8 @@ struct Server {
     calls: Syscalls, // the plain calls: close, shutdown, the signal pipe's read
     totals: Totals,
     cqes: Vec<Cqe>,
-    replies: Vec<u8>,
+    /// Reply buffers kept between sends (`spares.rs`).
+    spares: Spares,
     trace: bool,
     /// The ring failed while queueing: the loop returns this.
     broken: Option<io::Error>,
@@ -262,23 +265,33 @@ impl Server {
             _ => &[],
         };
         let eof = client.phase == Phase::Draining;
+        if client.inb.capacity() == 0 && !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            // A line arrives in pieces (longer than a provided buffer): it
+            // is gathered in `inb`, so give it kept memory to grow into.
+            client.inb = self.spares.take();
+        }
         let input =
             Input { fd, id: u64::from(client.generation), inb: &mut client.inb, fresh: bytes, eof };
-        self.replies.clear();
-        let handled = self.handler.input(input, &mut self.replies);
+        let mut replies = self.spares.take();
+        let handled = self.handler.input(input, &mut replies);
         Totals::add(&self.totals.lines, handled.lines);
         if let Some(reason) = handled.close {
             (client.phase, client.inb) = (Phase::Closing(reason), Vec::new());
         }
-        client.queue(&self.replies);
+        if client.inb.is_empty() {
+            // The line is answered: its memory goes back to the pool, not
+            // to malloc (nor stays with an idle connection).
+            self.spares.give(std::mem::take(&mut client.inb));
+        }
+        self.spares.give(client.queue(replies));
         self.flush(fd);
     }
 
     /// Start the next send, unless one is in flight.
     fn flush(&mut self, fd: RawFd) {
-        let Some(client) = self.client_at(fd) else { return };
+        let Some(client) = at(&mut self.clients, fd) else { return };
         let token = client.token(Kind::Send).encode();
-        let Some(bytes) = client.next_send() else { return };
+        let Some(bytes) = client.next_send(&mut self.spares) else { return };
         let sqe = op::send(fd, bytes, token);
         client.send_in_flight = true;
         self.submit(sqe);
@@ -355,10 +368,13 @@ impl Server {
     /// End client `fd` on purpose if it is open (returns whether), `last` its
     /// last reply: sent, then our FIN, then the lingering close.
     fn end(&mut self, fd: RawFd, reason: &'static str, last: &[u8]) -> bool {
-        let open = self.client_at(fd).filter(|c| c.phase == Phase::Open && c.leaving.is_none());
+        let open =
+            at(&mut self.clients, fd).filter(|c| c.phase == Phase::Open && c.leaving.is_none());
         let Some(client) = open else { return false };
         (client.phase, client.inb) = (Phase::Closing(reason), Vec::new());
-        client.queue(last);
+        let mut reply = self.spares.take();
+        reply.extend_from_slice(last);
+        self.spares.give(client.queue(reply));
         self.flush(fd);
         self.advance(fd);
         true
