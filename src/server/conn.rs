@@ -77,7 +77,8 @@ impl Conn {
 
     /// Send `replies` now, or queue them. With `close`, they are the last:
     /// the connection ends for that reason once they are sent, and requests
-    /// not answered yet are dropped.
+    /// not answered yet are dropped. An `inb` the handler emptied gives its
+    /// memory back (the uring loop keeps it instead, for the next line).
     pub fn respond(
         &mut self,
         close: Option<&'static str>,
@@ -87,6 +88,9 @@ impl Conn {
     ) -> io::Result<()> {
         if let Some(reason) = close {
             (self.phase, self.inb) = (Phase::Closing(reason), Vec::new());
+        }
+        if self.inb.is_empty() {
+            self.inb = Vec::new(); // give the memory back while idle
         }
         self.send_or_queue(replies, calls, totals)
     }

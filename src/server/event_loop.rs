@@ -163,9 +163,6 @@ impl<H: Handler> EventLoop<H> {
         self.replies.clear();
         let handled = self.handler.input(input, &mut self.replies);
         Totals::add(&self.totals.lines, handled.lines);
-        if conn.inb.is_empty() {
-            conn.inb = Vec::new(); // give the memory back while idle
-        }
         conn.respond(handled.close, &self.replies, &mut self.calls, &self.totals)
     }
 
