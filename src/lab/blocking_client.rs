@@ -26,7 +26,7 @@ pub const LAB: Lab = Lab {
     // The send to the first client ends only when that client goes (its
     // reset); only then is the second accepted (without SOCK_NONBLOCK) and
     // answered.
-    strace: ("accept4,sendto", &["ECONNRESET", "16], SOCK_CLOEXEC)", "\"pong\\n\", 5"]),
+    strace: ("accept4,read,sendto", &["ECONNRESET", "16], SOCK_CLOEXEC)", "\"pong\\n\", 5"]),
     first_line: None,
     drive,
 };

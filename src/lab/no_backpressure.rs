@@ -25,9 +25,9 @@ pub const LAB: Lab = Lab {
     scenario: "one client writes pings for 1.5 s and never reads; the server's memory is measured",
     serve: &[],
     fd_limit: None,
-    // The last reply sent: everything owed to the client, at its reset.
-    strace: ("sendto", &["ECONNRESET"]),
-    first_line: None,
+    // The replies kept for the client outgrowing 8 MiB, and doubling on.
+    strace: ("mremap", &["mremap"]),
+    first_line: Some(grows_past_8_mib),
     drive,
 };
 
@@ -41,4 +41,24 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
         .reading(format!("client got {:.0} MiB in", sent as f64 / (1 << 20) as f64))
         .reading(format!("server memory +{grown:.1} MiB"))
         .broken_if(grown > GROWN_MIB))
+}
+
+/// `mremap(0x7f.., 8392704, 16781312, MREMAP_MAYMOVE) = 0x7f..`: a buffer
+/// the allocator moves as it grows, here past [`GROWN_MIB`].
+fn grows_past_8_mib(line: &str) -> bool {
+    let Some(args) = line.strip_prefix("mremap(") else { return false };
+    let new_size = args.split(", ").nth(2).and_then(|n| n.parse::<u64>().ok());
+    new_size.is_some_and(|n| n as f64 > GROWN_MIB * (1 << 20) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grows_past_8_mib;
+
+    #[test]
+    fn growth_is_read_from_mremaps_new_size() {
+        assert!(grows_past_8_mib("mremap(0x7f00, 8392704, 16781312, MREMAP_MAYMOVE) = 0x7e00"));
+        assert!(!grows_past_8_mib("mremap(0x7f00, 266240, 528384, MREMAP_MAYMOVE) = 0x7e00"));
+        assert!(!grows_past_8_mib("munmap(0x7f00, 16781312) = 0"));
+    }
 }
