@@ -15,7 +15,7 @@
 //! runs dry, a receive completes with `-ENOBUFS` and its multishot ends.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Release;
 
 use super::abi::{Buf, BufReg, IORING_REGISTER_PBUF_RING, IORING_UNREGISTER_PBUF_RING};
@@ -47,7 +47,7 @@ impl BufRing {
     /// group `group`, and provide every buffer. `count` must be a power of
     /// two, up to 32768.
     pub(crate) fn register(
-        ring: &OwnedFd,
+        ring: RawFd,
         group: u16,
         count: u16,
         size: u32,
@@ -65,9 +65,9 @@ impl BufRing {
             bgid: group,
             ..BufReg::default()
         };
-        let r = sys::io_uring_register_buf_ring(ring.as_raw_fd(), IORING_REGISTER_PBUF_RING, &reg);
+        let r = sys::io_uring_register_buf_ring(ring, IORING_REGISTER_PBUF_RING, &reg);
         if trace {
-            trace::register(ring.as_raw_fd(), "IORING_REGISTER_PBUF_RING", &reg, &r);
+            trace::register(ring, "IORING_REGISTER_PBUF_RING", &reg, &r);
         }
         r?;
         let mut bufs = BufRing { mem, group, count, size, tail: 0, given: 0 };
@@ -128,11 +128,17 @@ impl BufRing {
         self.mem.atomic_u16(TAIL).store(self.tail, Release);
     }
 
-    /// `IORING_UNREGISTER_PBUF_RING`, before the memory is unmapped.
-    pub(crate) fn unregister(&self, ring: &OwnedFd) {
+    /// `IORING_UNREGISTER_PBUF_RING`, then unmap the memory: from here on no
+    /// receive can pick a buffer. (At teardown there is nothing to do about
+    /// a failure but say it.)
+    pub(crate) fn unregister(&mut self, ring: RawFd, trace: bool) {
         let reg = BufReg { bgid: self.group, ..BufReg::default() };
-        let r =
-            sys::io_uring_register_buf_ring(ring.as_raw_fd(), IORING_UNREGISTER_PBUF_RING, &reg);
-        let _ = r; // at teardown there is nothing to do about a failure
+        let r = sys::io_uring_register_buf_ring(ring, IORING_UNREGISTER_PBUF_RING, &reg);
+        if trace {
+            trace::register(ring, "IORING_UNREGISTER_PBUF_RING", &reg, &r);
+        }
+        if r.is_ok() {
+            trace::munmap(trace, &mut self.mem, "the provided buffers and their ring");
+        }
     }
 }

@@ -107,7 +107,7 @@ pub struct Ring {
     bufs: Option<BufRing>,
     sqes: Mapping,
     rings: Mapping,
-    fd: OwnedFd,
+    fd: Option<OwnedFd>, // `None` only once closed, in `Drop`
     sq: Sq,
     cq: Cq,
     taskrun: Taskrun,
@@ -157,12 +157,13 @@ impl Ring {
             rings.write(s.array as usize + i as usize * 4, i);
         }
         let trace = options.trace;
+        let fd = Some(fd);
         Ok(Ring { bufs: None, sqes, rings, fd, sq, cq, taskrun, trace, stats: Stats::default() })
     }
 
     /// The ring's fd (`/proc/PID/fdinfo/FD` shows its state).
     pub fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
 
     /// Which task-running flags the kernel accepted.
@@ -302,7 +303,7 @@ impl Ring {
     /// Register a ring of `count` provided buffers of `size` bytes each as
     /// buffer group `group` (io_uring_setup_buf_ring(3)).
     pub fn register_buffers(&mut self, group: u16, count: u16, size: u32) -> io::Result<()> {
-        self.bufs = Some(BufRing::register(&self.fd, group, count, size, self.trace)?);
+        self.bufs = Some(BufRing::register(self.fd(), group, count, size, self.trace)?);
         Ok(())
     }
 
@@ -318,11 +319,18 @@ impl Ring {
 }
 
 impl Drop for Ring {
+    /// The ring's end, in the order it must go, each step narrated with
+    /// `--trace` as strace shows it: unregister the buffers while the ring is
+    /// open (from then on no receive can pick one, so unmapping them is
+    /// safe), unmap them, unmap the SQEs and the rings, close the fd.
     fn drop(&mut self) {
-        // Unregister the buffers while the ring is open: from then on no
-        // receive can pick one, so unmapping them (next) is safe.
-        if let Some(bufs) = &self.bufs {
-            bufs.unregister(&self.fd);
+        if let Some(bufs) = &mut self.bufs {
+            bufs.unregister(self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd), self.trace);
+        }
+        trace::munmap(self.trace, &mut self.sqes, "the SQE array");
+        trace::munmap(self.trace, &mut self.rings, "the SQ and CQ rings");
+        if let Some(fd) = self.fd.take() {
+            trace::close(self.trace, fd, "the ring: every request still in it is cancelled");
         }
     }
 }

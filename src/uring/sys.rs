@@ -140,6 +140,28 @@ impl Mapping {
         self.ptr.as_ptr() as u64
     }
 
+    /// Its length in bytes (0 once unmapped).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `munmap(2)` now, to learn how it went (a drop does it silently). The
+    /// mapping is empty after: `at` refuses every access, and drop skips it.
+    pub(crate) fn unmap(&mut self) -> io::Result<()> {
+        if self.len == 0 {
+            return Ok(());
+        }
+        // SAFETY: `ptr` and `len` are exactly what mmap returned, and
+        // `&mut self` means nothing borrows the mapping; `len` becomes 0, so
+        // nothing reads or unmaps it again.
+        let r = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        self.len = 0;
+        if r == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// The pointer to `size` bytes at `offset`, aligned for `align`: checked,
     /// so a wrong offset is a panic here, not a stray write.
     fn at(&self, offset: usize, size: usize, align: usize) -> *mut u8 {
@@ -197,8 +219,6 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `ptr` and `len` are exactly what mmap returned; nothing
-        // borrows the mapping any more (`&mut self`).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        let _ = self.unmap(); // at teardown there is nothing to do about a failure
     }
 }

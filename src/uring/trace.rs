@@ -1,4 +1,5 @@
-//! `--trace` for the ring: each setup, mmap, register and enter narrated as
+//! `--trace` for the ring: each setup, mmap, register and enter (and, at the
+//! end, the unregister, munmaps and close) narrated as
 //! strace prints it, and under each enter, as comment lines, what strace
 //! cannot show: the SQEs it submitted and the CQEs reaped after it.
 
@@ -47,6 +48,29 @@ pub(crate) fn mmap_anonymous(on: bool, len: usize) -> io::Result<Mapping> {
     r
 }
 
+/// [`Mapping::unmap`], narrated: `munmap(0x7f..., 16384) = 0`.
+pub(crate) fn munmap(on: bool, mapping: &mut Mapping, what: &str) {
+    let (addr, len) = (mapping.addr(), mapping.len());
+    let r = mapping.unmap();
+    if on && len > 0 {
+        let call = format_args!("munmap({addr:#x}, {len})");
+        trace::line(call, &trace::result(r.as_ref().map(|()| 0)), format_args!("{what}"));
+    }
+}
+
+/// close(2) of the ring's fd, narrated.
+pub(crate) fn close(on: bool, fd: OwnedFd, what: &str) {
+    let raw = fd.as_raw_fd();
+    let r = nix::unistd::close(fd).map_err(io::Error::from);
+    if on {
+        trace::line(
+            format_args!("close({raw})"),
+            &trace::result(r.as_ref().map(|()| 0)),
+            format_args!("{what}"),
+        );
+    }
+}
+
 fn mapped(r: &io::Result<Mapping>) -> String {
     match r {
         Ok(m) => format!("{:#x}", m.addr()),
@@ -90,11 +114,21 @@ pub(crate) fn setup(entries: u32, asked: &Params, got: &Params, r: &io::Result<O
 
 /// io_uring_register(2) of a buffer ring, narrated.
 pub(crate) fn register(fd: i32, op: &str, reg: &BufReg, r: &io::Result<()>) {
+    // strace prints a zero address as NULL (as an unregister passes it).
+    let addr = match reg.ring_addr {
+        0 => "NULL".to_string(),
+        addr => format!("{addr:#x}"),
+    };
     let call = format_args!(
-        "io_uring_register({fd}, {op}, {{ring_addr={:#x}, ring_entries={}, bgid={}}}, 1)",
-        reg.ring_addr, reg.ring_entries, reg.bgid
+        "io_uring_register({fd}, {op}, {{ring_addr={addr}, ring_entries={}, bgid={}}}, 1)",
+        reg.ring_entries, reg.bgid
     );
-    let why = format!("{} provided buffers, group {}", reg.ring_entries, reg.bgid);
+    let why = match op {
+        "IORING_UNREGISTER_PBUF_RING" => {
+            format!("group {}: no receive picks a buffer now", reg.bgid)
+        }
+        _ => format!("{} provided buffers, group {}", reg.ring_entries, reg.bgid),
+    };
     trace::line(call, &trace::result(r.as_ref().map(|()| 0)), format_args!("{why}"));
 }
 
