@@ -250,6 +250,16 @@ pub fn push_for(stream: &TcpStream, chunk: &[u8], span: Duration, cap: usize) ->
     Ok(sent)
 }
 
+/// Close `stream` with a reset rather than a FIN: `SO_LINGER` with a zero
+/// timeout makes close(2) send RST and drop whatever is unsent or unread
+/// (socket(7)), as a client that crashes or is killed can.
+pub fn reset(stream: TcpStream) -> io::Result<()> {
+    let abort = libc::linger { l_onoff: 1, l_linger: 0 };
+    nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::Linger, &abort)?;
+    drop(stream);
+    Ok(())
+}
+
 /// A line the server is sent, and the line it answers within `timeout`
 /// (`None`: no answer in time, or the connection ended first).
 pub fn ask(mut stream: &TcpStream, line: &[u8], timeout: Duration) -> io::Result<Option<String>> {

@@ -18,7 +18,6 @@ use std::thread;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
-use nix::sys::socket::{setsockopt, sockopt};
 
 use super::probe::{self, Server};
 use super::{Lab, Symptoms};
@@ -42,9 +41,7 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
     (&rude).write_all(b"ping\n")?;
     rude.shutdown(Shutdown::Write)?; // our FIN: the server's socket is in CLOSE_WAIT
     thread::sleep(Duration::from_millis(50));
-    // SO_LINGER with a zero timeout: close(2) sends a reset, not a FIN.
-    setsockopt(&rude, sockopt::Linger, &libc::linger { l_onoff: 1, l_linger: 0 })?;
-    drop(rude);
+    probe::reset(rude)?;
     thread::sleep(Duration::from_millis(50));
     kill(server.pid, Signal::SIGCONT)?;
     thread::sleep(Duration::from_millis(300));

@@ -16,8 +16,6 @@ use std::io::Write;
 use std::time::Duration;
 use std::{io, thread};
 
-use nix::sys::socket::{setsockopt, sockopt};
-
 use super::probe::{self, Server};
 use super::{Lab, Symptoms};
 use crate::server::bugs::Bug;
@@ -38,9 +36,7 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
     let a = server.connect()?;
     (&a).write_all(b"secret for A\n")?;
     thread::sleep(Duration::from_millis(50)); // a worker has it now
-                                              // SO_LINGER with a zero timeout: close(2) sends a reset.
-    setsockopt(&a, sockopt::Linger, &libc::linger { l_onoff: 1, l_linger: 0 })?;
-    drop(a);
+    probe::reset(a)?;
     thread::sleep(Duration::from_millis(50)); // the server closes A's fd
     let b = server.connect()?;
     let told = probe::ask(&b, b"hello from B\n", Duration::from_secs(2))?;
