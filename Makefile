@@ -45,7 +45,7 @@ else
 	PINGPONG_LIBKQUEUE=$(LIBKQUEUE_DIR) $(CARGO) clippy --all-targets -- -D warnings
 endif
 
-check-platforms: ## type-check and lint the crate for macOS, FreeBSD, NetBSD, OpenBSD
+check-platforms: ## type-check and lint the crate for macOS, FreeBSD, NetBSD, OpenBSD, aarch64 Linux
 	XCHECK_CLIPPY=1 scripts/check-platforms.sh
 
 lint: ## rustfmt, clippy and rustdoc, as CI runs them

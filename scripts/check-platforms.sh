@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Type-check the whole crate (library and binaries) for macOS and the BSDs,
-# from Linux, so the kqueue backend and every other #[cfg] path keep
+# Type-check the whole crate (library and binaries) for macOS, the BSDs and
+# Linux on aarch64 (no epoll_wait, poll or select system calls there), from
+# x86-64 Linux, so the kqueue backend and every other #[cfg] path keep
 # compiling on systems nobody here runs.
 #
 # rustup cannot fetch the std of those targets here, so std is built from
@@ -11,7 +12,7 @@
 # runs (no linking), so no macOS SDK or BSD sysroot is needed, and tests are
 # left out: they would need a test harness built for the target too.
 #
-# Usage: scripts/check-platforms.sh [TARGET...]   (default: the five below)
+# Usage: scripts/check-platforms.sh [TARGET...]   (default: the six below)
 # Env:   XCHECK_TARGET_DIR  build directory (default /tmp/pingpong-xcheck),
 #                           kept apart from target/ so a normal build is
 #                           never rebuilt by this, nor blocked by it.
@@ -33,6 +34,7 @@ targets=("$@")
   x86_64-apple-darwin
   x86_64-unknown-netbsd
   x86_64-unknown-openbsd
+  aarch64-unknown-linux-gnu
 )
 target_dir=${XCHECK_TARGET_DIR:-/tmp/pingpong-xcheck}
 std_src=/usr/lib/rustlib/src/rust/library
