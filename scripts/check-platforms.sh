@@ -93,7 +93,7 @@ for target in "${targets[@]}"; do
     status="FAILED (see $log)"
     failed+=("$target")
   fi
-  printf '%-24s %s  [%ds]\n' "$target" "$status" $((SECONDS - start))
+  printf '%-26s %s  [%ds]\n' "$target" "$status" $((SECONDS - start))
 done
 
 # 4. The first errors of each failure, so the fix can start from here.
