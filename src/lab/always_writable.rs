@@ -20,7 +20,7 @@ pub const LAB: Lab = Lab {
     scenario: "5 clients ping once and go quiet; the server's wait returns are counted for 1 s",
     serve: &[],
     fd_limit: None,
-    strace: ("epoll_wait", &["EPOLLOUT"]),
+    strace: ("?epoll_wait,epoll_pwait", &["EPOLLOUT"]),
     first_line: None,
     drive,
 };

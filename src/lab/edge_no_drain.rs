@@ -25,7 +25,7 @@ pub const LAB: Lab = Lab {
     serve: &["--edge"],
     fd_limit: None,
     // A read that filled the whole buffer, then waits that never report the rest.
-    strace: ("read,epoll_wait", &["65536) = 65536", "epoll_wait"]),
+    strace: ("read,?epoll_wait,epoll_pwait", &["65536) = 65536", "epoll_"]),
     first_line: None,
     drive,
 };

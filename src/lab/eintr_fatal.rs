@@ -23,7 +23,7 @@ pub const LAB: Lab = Lab {
     scenario: "the server is stopped and continued (Ctrl-Z, fg), then a client pings",
     serve: &[],
     fd_limit: None,
-    strace: ("epoll_wait", &["EINTR", "SIGCONT", "exited"]),
+    strace: ("?epoll_wait,epoll_pwait", &["EINTR", "SIGCONT", "exited"]),
     first_line: None,
     drive,
 };

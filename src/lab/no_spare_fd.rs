@@ -24,7 +24,7 @@ pub const LAB: Lab = Lab {
     scenario: "40 clients against a server allowed 32 fds, then one leaves and a newcomer pings",
     serve: &["--max-clients", "1000"],
     fd_limit: Some(32),
-    strace: ("accept4,epoll_wait", &["EMFILE", "epoll_wait"]),
+    strace: ("accept4,?epoll_wait,epoll_pwait", &["EMFILE", "epoll_"]),
     first_line: None,
     drive,
 };

@@ -39,6 +39,19 @@ fn interest(events: Events) -> u32 {
     bits
 }
 
+/// Whether libc's `epoll_wait()` is the `epoll_pwait` system call, the name
+/// strace shows and so the one narrated: Linux on aarch64, riscv64 and
+/// loongarch64 has no `epoll_wait` system call, and glibc and musl call
+/// `epoll_pwait(epfd, events, max, timeout, NULL, 8)` (no signal mask; 8
+/// bytes is the size of the kernel's sigset).
+pub(crate) const EPOLL_PWAIT: bool = cfg!(all(
+    any(target_os = "linux", target_os = "android"),
+    any(target_arch = "aarch64", target_arch = "riscv64", target_arch = "loongarch64")
+));
+
+/// The name of the wait as strace shows it, for the summary line.
+pub(crate) const WAIT_CALL: &str = if EPOLL_PWAIT { "epoll_pwait" } else { "epoll_wait" };
+
 /// epoll's bits → EVENT_READ / EVENT_WRITE. EPOLLERR and EPOLLHUP are always
 /// reported, asked for or not (epoll_ctl(2)); they make both calls return at
 /// once, so they count as readable and writable.
@@ -163,9 +176,18 @@ impl Poller {
             Err(_) => Vec::new(),
         };
         let (epfd, max) = (self.epfd.as_raw_fd(), self.events.len());
-        let call = format_args!("epoll_wait({epfd}, [{}], {max}, {ms})", ready.join(", "));
+        let ready = ready.join(", ");
+        let call = if EPOLL_PWAIT {
+            format!("epoll_pwait({epfd}, [{ready}], {max}, {ms}, NULL, 8)")
+        } else {
+            format!("epoll_wait({epfd}, [{ready}], {max}, {ms})")
+        };
         let r = r.as_ref().map(|&n| n as i64);
-        trace::line(call, &trace::result(r), format_args!("{}", trace::wait_reason(r)));
+        trace::line(
+            format_args!("{call}"),
+            &trace::result(r),
+            format_args!("{}", trace::wait_reason(r)),
+        );
     }
 }
 

@@ -166,12 +166,16 @@ impl Backend {
     }
 
     /// The system call it waits in, as strace names it (glibc's `select()`
-    /// is `pselect6`, see `select.rs`).
+    /// is `pselect6`, see `select.rs`; on aarch64 Linux `epoll_wait()` and
+    /// `poll()` are `epoll_pwait` and `ppoll`).
     pub fn wait_call(self) -> &'static str {
         match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Backend::Epoll => epoll::WAIT_CALL,
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
             Backend::Epoll => "epoll_wait",
             Backend::Kqueue => "kevent",
-            Backend::Poll => "poll",
+            Backend::Poll => poll::WAIT_CALL,
             Backend::Select => select::WAIT_CALL,
         }
     }

@@ -145,6 +145,19 @@ impl Poller {
     }
 }
 
+/// Whether libc's `poll()` is the `ppoll` system call, the name strace
+/// shows and so the one narrated: Linux on aarch64, riscv64 and loongarch64
+/// has no `poll` system call, and glibc calls `ppoll(fds, nfds, timeout,
+/// NULL, 0)`. (strace then also prints the time left, `left {tv_sec=...}`,
+/// after the ready entries; the narration cannot know it and leaves it out.)
+pub(crate) const PPOLL: bool = cfg!(all(
+    any(target_os = "linux", target_os = "android"),
+    any(target_arch = "aarch64", target_arch = "riscv64", target_arch = "loongarch64")
+));
+
+/// The name of the wait as strace shows it, for the summary line.
+pub(crate) const WAIT_CALL: &str = if PPOLL { "ppoll" } else { "poll" };
+
 impl Poller {
     /// `poll([{fd=3, events=POLLIN}, ...], 2, -1) = 1 ([{fd=3, revents=POLLIN}])`
     fn narrate_wait(&self, r: &io::Result<usize>, ms: libc::c_int) {
@@ -159,7 +172,17 @@ impl Poller {
             .filter(|p| p.revents != 0)
             .map(|p| format!("{{fd={}, revents={}}}", p.fd, bits_str(p.revents)))
             .collect();
-        let call = format_args!("poll([{}], {}, {ms})", all.join(", "), self.fds.len());
+        let (all, n) = (all.join(", "), self.fds.len());
+        let call = if PPOLL {
+            // glibc turns the milliseconds into a timespec (NULL: forever).
+            let timeout = match ms {
+                ..0 => "NULL".to_string(),
+                _ => format!("{{tv_sec={}, tv_nsec={}}}", ms / 1000, (ms % 1000) * 1_000_000),
+            };
+            format!("ppoll([{all}], {n}, {timeout}, NULL, 0)")
+        } else {
+            format!("poll([{all}], {n}, {ms})")
+        };
         let r = r.as_ref().map(|&n| n as i64);
         let mut result = trace::result(r);
         match r {
@@ -168,14 +191,17 @@ impl Poller {
             Err(_) => {}
         }
         // A signal: the program gets -1 EINTR; strace shows the kernel's
-        // code from before the handler ran, `? ERESTART_RESTARTBLOCK`.
+        // code from before the handler ran, `? ERESTART_RESTARTBLOCK` (ppoll
+        // with a timeout: `? ERESTARTNOHAND`).
         let why = match r {
             Err(e) if e.raw_os_error() == Some(libc::EINTR) && cfg!(target_os = "linux") => {
-                format!("{} (strace: ? ERESTART_RESTARTBLOCK)", trace::wait_reason(r))
+                let code =
+                    if PPOLL && ms >= 0 { "ERESTARTNOHAND" } else { "ERESTART_RESTARTBLOCK" };
+                format!("{} (strace: ? {code})", trace::wait_reason(r))
             }
             _ => trace::wait_reason(r),
         };
-        trace::line(call, &result, format_args!("{why}"));
+        trace::line(format_args!("{call}"), &result, format_args!("{why}"));
     }
 }
 
