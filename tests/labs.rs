@@ -37,12 +37,9 @@ fn play(bug: Bug) -> Outcome {
     assert!(outcome.broken.broken, "{bug}: no symptom with the guard off:\n{outcome}");
     assert!(!outcome.guarded.broken, "{bug}: the symptom shows with the guard on:\n{outcome}");
     match &outcome.strace {
-        Ok(lines) => {
-            assert!(
-                lines.first().is_some_and(|line| lab.starts_excerpt(line)),
-                "{bug}: the strace excerpt does not start where the bug shows: {lines:?}"
-            );
-        }
+        // The excerpt begins at the first line that passes the lab's test
+        // (`Lab::starts_excerpt`): an empty one means strace never showed it.
+        Ok(lines) => assert!(!lines.is_empty(), "{bug}: no strace line showed the bug"),
         Err(why) => eprintln!("{bug}: strace part skipped: {why}"),
     }
     outcome

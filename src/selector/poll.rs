@@ -146,14 +146,11 @@ impl Poller {
 }
 
 /// Whether libc's `poll()` is the `ppoll` system call, the name strace
-/// shows and so the one narrated: Linux on aarch64, riscv64 and loongarch64
-/// has no `poll` system call, and glibc calls `ppoll(fds, nfds, timeout,
-/// NULL, 0)`. (strace then also prints the time left, `left {tv_sec=...}`,
-/// after the ready entries; the narration cannot know it and leaves it out.)
-pub(crate) const PPOLL: bool = cfg!(all(
-    any(target_os = "linux", target_os = "android"),
-    any(target_arch = "aarch64", target_arch = "riscv64", target_arch = "loongarch64")
-));
+/// shows and so the one narrated ([`super::GENERIC_SYSCALL_TABLE`]): glibc
+/// calls `ppoll(fds, nfds, timeout, NULL, 0)`. (strace then also prints the
+/// time left, `left {tv_sec=...}`, after the ready entries; the narration
+/// cannot know it and leaves it out.)
+const PPOLL: bool = super::GENERIC_SYSCALL_TABLE;
 
 /// The name of the wait as strace shows it, for the summary line.
 pub(crate) const WAIT_CALL: &str = if PPOLL { "ppoll" } else { "poll" };

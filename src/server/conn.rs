@@ -78,7 +78,7 @@ impl Conn {
     /// Send `replies` now, or queue them. With `close`, they are the last:
     /// the connection ends for that reason once they are sent, and requests
     /// not answered yet are dropped. An `inb` the handler emptied gives its
-    /// memory back (the uring loop keeps it instead, for the next line).
+    /// memory back (the uring loop hands it to its buffer pool instead).
     pub fn respond(
         &mut self,
         close: Option<&'static str>,

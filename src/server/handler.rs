@@ -165,7 +165,7 @@ fn answer(inb: &mut Vec<u8>, fresh: &[u8], replies: &mut Vec<u8>, max_line: usiz
         inb.drain(..answered.consumed);
         answered
     };
-    // An emptied `inb` keeps its memory: whether to free it is the loop's
-    // choice (the selector loop frees it; the uring loop keeps it for reuse).
+    // An emptied `inb` keeps its memory: what becomes of it is the loop's
+    // choice (the selector loop frees it; the uring loop pools it).
     Handled { lines: answered.lines, close: answered.too_long.then_some("line too long") }
 }

@@ -198,10 +198,8 @@ impl Handler for Pool {
         if cut == 0 {
             return handled; // no complete line yet (or, at EOF, nothing left)
         }
+        // An emptied `inb` is the loop's to free (`Conn::respond`).
         let requests: Vec<u8> = input.inb.drain(..cut).collect();
-        if input.inb.is_empty() {
-            *input.inb = Vec::new();
-        }
         let (fd, id) = (input.fd, input.id);
         if self.submit(Job { fd, id, requests, last }) {
             handled

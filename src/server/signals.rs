@@ -57,7 +57,7 @@ impl Signals {
             ffi::default_action(Signal::SIGPIPE)?; // part of `--bug sigpipe`
         }
         // The handler is in place: what [`hold`] kept pending arrives now.
-        signal_set().thread_unblock()?;
+        set().thread_unblock()?;
         // A stop that came before this pipe was added (another event loop
         // had installed the handler already) was never written to it: say
         // it here, or this loop would wait on forever.
@@ -112,10 +112,12 @@ pub fn stop_accepting<R>(
 /// server that takes the signal, not one that still has the default
 /// action, which for all three is to die.
 pub fn hold() -> io::Result<()> {
-    Ok(signal_set().thread_block()?)
+    Ok(set().thread_block()?)
 }
 
-fn signal_set() -> nix::sys::signal::SigSet {
+/// SIGINT, SIGTERM and SIGUSR1: the signals a server takes, as a set (for
+/// `hold`, and for the thread modes' `sigwait`).
+pub fn set() -> nix::sys::signal::SigSet {
     let mut set = nix::sys::signal::SigSet::empty();
     for signal in SIGNALS {
         set.add(signal);

@@ -36,6 +36,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 use super::blocking::serve_client;
 use super::config::Config;
+use super::signals;
 use super::summary::{Summary, Totals};
 use super::syscalls::Syscalls;
 use crate::words;
@@ -69,13 +70,11 @@ pub fn serve(
         live: Mutex::new(HashMap::new()),
         calls: Mutex::new(Syscalls::default()),
     });
-    // Block the signals here, before any thread exists: threads inherit the
-    // mask, so only the watcher's sigwait ever receives them.
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGINT);
-    signals.add(Signal::SIGTERM);
-    signals.add(Signal::SIGUSR1);
-    signals.thread_block()?;
+    // The signals are blocked before any thread exists (`signals::hold`,
+    // which `server::run` has done already): threads inherit the mask, so
+    // only the watcher's sigwait ever receives them.
+    signals::hold()?;
+    let signals = signals::set();
     let wake_addr = listener.local_addr()?;
     let watcher = {
         let shared = Arc::clone(&shared);

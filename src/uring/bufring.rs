@@ -67,7 +67,8 @@ impl BufRing {
         };
         let r = sys::io_uring_register_buf_ring(ring, IORING_REGISTER_PBUF_RING, &reg);
         if trace {
-            trace::register(ring, "IORING_REGISTER_PBUF_RING", &reg, &r);
+            let why = format!("{count} provided buffers, group {group}");
+            trace::register(ring, "IORING_REGISTER_PBUF_RING", &reg, &r, &why);
         }
         r?;
         let mut bufs = BufRing { mem, group, count, size, tail: 0, given: 0 };
@@ -135,7 +136,8 @@ impl BufRing {
         let reg = BufReg { bgid: self.group, ..BufReg::default() };
         let r = sys::io_uring_register_buf_ring(ring, IORING_UNREGISTER_PBUF_RING, &reg);
         if trace {
-            trace::register(ring, "IORING_UNREGISTER_PBUF_RING", &reg, &r);
+            let why = format!("group {}: no receive picks a buffer now", self.group);
+            trace::register(ring, "IORING_UNREGISTER_PBUF_RING", &reg, &r, &why);
         }
         if r.is_ok() {
             trace::munmap(trace, &mut self.mem, "the provided buffers and their ring");

@@ -324,8 +324,9 @@ impl Drop for Ring {
     /// open (from then on no receive can pick one, so unmapping them is
     /// safe), unmap them, unmap the SQEs and the rings, close the fd.
     fn drop(&mut self) {
+        let fd = self.fd();
         if let Some(bufs) = &mut self.bufs {
-            bufs.unregister(self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd), self.trace);
+            bufs.unregister(fd, self.trace);
         }
         trace::munmap(self.trace, &mut self.sqes, "the SQE array");
         trace::munmap(self.trace, &mut self.rings, "the SQ and CQ rings");

@@ -112,8 +112,8 @@ pub(crate) fn setup(entries: u32, asked: &Params, got: &Params, r: &io::Result<O
     trace::line(call, &result, format_args!("{why}"));
 }
 
-/// io_uring_register(2) of a buffer ring, narrated.
-pub(crate) fn register(fd: i32, op: &str, reg: &BufReg, r: &io::Result<()>) {
+/// io_uring_register(2) of a buffer ring, narrated, `why` as its comment.
+pub(crate) fn register(fd: i32, op: &str, reg: &BufReg, r: &io::Result<()>, why: &str) {
     // strace prints a zero address as NULL (as an unregister passes it).
     let addr = match reg.ring_addr {
         0 => "NULL".to_string(),
@@ -123,12 +123,6 @@ pub(crate) fn register(fd: i32, op: &str, reg: &BufReg, r: &io::Result<()>) {
         "io_uring_register({fd}, {op}, {{ring_addr={addr}, ring_entries={}, bgid={}}}, 1)",
         reg.ring_entries, reg.bgid
     );
-    let why = match op {
-        "IORING_UNREGISTER_PBUF_RING" => {
-            format!("group {}: no receive picks a buffer now", reg.bgid)
-        }
-        _ => format!("{} provided buffers, group {}", reg.ring_entries, reg.bgid),
-    };
     trace::line(call, &trace::result(r.as_ref().map(|()| 0)), format_args!("{why}"));
 }
 
