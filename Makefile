@@ -18,7 +18,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 build: ## build the release binary
-	$(CARGO) build --release
+	$(CARGO) build --release -p pingpong -p pingpong-check -p pingpong-watch
 
 $(BIN): build
 

@@ -11,6 +11,7 @@
 //! - [`trace`]: `--trace`, the calls narrated in strace's syntax;
 //! - [`client`]: the threaded and selector clients;
 //! - [`lab`]: the break-it labs, each guard switched off and the damage measured;
+//! - [`observe`]: a server seen from outside: started, sampled in `/proc`, poked, stopped;
 //! - [`words`]: what a person reads: plurals, and errors in words;
 //! - [`uring`] (Linux): io_uring by hand, the ring the `uring` mode serves on.
 //!
@@ -25,6 +26,7 @@
 pub mod client;
 pub mod lab;
 pub mod net;
+pub mod observe;
 pub mod protocol;
 pub mod selector;
 pub mod server;

@@ -2,8 +2,9 @@
 
 #![forbid(unsafe_code)]
 
+use std::ffi::OsString;
 use std::net::IpAddr;
-use std::process::ExitCode;
+use std::process::{Command as Program, ExitCode};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -29,6 +30,21 @@ enum Command {
     Client(ClientArgs),
     /// Switch one guard off and measure what goes wrong (docs/labs.md).
     Lab(LabArgs),
+    /// Grade any server that speaks the protocol (docs/check.md); `pingpong check --help`.
+    Check(ToolArgs),
+    /// Show a running server as the kernel holds it, live (Linux); `pingpong watch --help`.
+    Watch(ToolArgs),
+}
+
+/// Everything after `check` or `watch`, `--help` included, handed as it is
+/// to the tool's own program: the tools are packages of their own
+/// (`check/`, `watch/`), so that the crate students read carries none of
+/// their dependencies (JSON, XML, a terminal UI).
+#[derive(clap::Args)]
+#[command(disable_help_flag = true)]
+struct ToolArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
 }
 
 #[derive(clap::Args)]
@@ -95,7 +111,35 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Client(args) => run_client(args),
         Command::Lab(args) => run_lab(args),
+        Command::Check(args) => run_tool("check", args),
+        Command::Watch(args) => run_tool("watch", args),
     }
+}
+
+/// `pingpong TOOL ARGS` runs `pingpong-TOOL ARGS`, as `git TOOL` and `cargo
+/// TOOL` do: the one beside this binary (where `make build` puts it), else
+/// the one on PATH. exec(2) replaces this process, so the tool keeps its pid
+/// and its terminal, and Ctrl-C reaches it alone.
+fn run_tool(tool: &str, args: ToolArgs) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let name = format!("pingpong-{tool}");
+    let beside = std::env::current_exe().ok().and_then(|me| Some(me.parent()?.join(&name)));
+    let program =
+        beside.filter(|path| path.is_file()).map_or_else(|| name.clone().into(), OsString::from);
+    let error = Program::new(&program).args(&args.args).exec();
+    if error.kind() == std::io::ErrorKind::NotFound {
+        eprintln!(
+            "pingpong {tool}: {name} is not built: run `make build` (or `cargo build --release -p {name}`), \
+             then target/release/pingpong {tool} again"
+        );
+    } else {
+        eprintln!(
+            "pingpong {tool}: cannot run {}: {}",
+            program.to_string_lossy(),
+            words::cause(&error)
+        );
+    }
+    ExitCode::from(2)
 }
 
 fn run_lab(args: LabArgs) -> ExitCode {

@@ -11,8 +11,9 @@ use std::io;
 use std::thread;
 use std::time::Duration;
 
-use super::probe::{self, Server};
+use super::probe::Server;
 use super::{thousands, Lab, Symptoms};
+use crate::observe::wire;
 use crate::server::bugs::Bug;
 
 pub const LAB: Lab = Lab {
@@ -29,7 +30,7 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
     let quiet = (0..5).map(|_| server.connect()).collect::<io::Result<Vec<_>>>()?;
     let answered = quiet
         .iter()
-        .map(|client| probe::ask(client, b"ping\n", Duration::from_secs(2)))
+        .map(|client| wire::ask(client, b"ping\n", Duration::from_secs(2)))
         .filter(|answer| matches!(answer, Ok(Some(line)) if line == "pong"))
         .count();
     thread::sleep(Duration::from_millis(100));

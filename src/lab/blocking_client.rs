@@ -14,8 +14,9 @@ use std::io;
 use std::thread;
 use std::time::Duration;
 
-use super::probe::{self, Server};
+use super::probe::Server;
 use super::{Lab, Symptoms};
+use crate::observe::wire;
 use crate::server::bugs::Bug;
 
 pub const LAB: Lab = Lab {
@@ -36,17 +37,17 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
     let writer = silent.try_clone()?;
     let sending = thread::spawn(move || {
         let pings = b"ping\n".repeat(64 << 10);
-        probe::push_for(&writer, &pings, Duration::from_secs(1), usize::MAX).map(|_| writer)
+        wire::push_for(&writer, &pings, Duration::from_secs(1), usize::MAX).map(|_| writer)
     });
     thread::sleep(Duration::from_millis(400));
     let stuck = blocked_in_sendto(server);
     let second = server.connect()?;
     let answered =
-        probe::ask(&second, b"ping\n", Duration::from_secs(1))?.as_deref() == Some("pong");
+        wire::ask(&second, b"ping\n", Duration::from_secs(1))?.as_deref() == Some("pong");
     // The first client goes (with pongs unread: a reset), which frees the loop.
     let writer = sending.join().map_err(|_| io::Error::other("the writer panicked"))?;
     drop((silent, writer));
-    let late = !answered && probe::ask(&second, b"", Duration::from_secs(1))?.is_some();
+    let late = !answered && wire::ask(&second, b"", Duration::from_secs(1))?.is_some();
     Ok(Symptoms::default()
         .reading(if stuck { "server inside sendto(2)" } else { "server not inside sendto(2)" })
         .reading(match (answered, late) {

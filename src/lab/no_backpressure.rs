@@ -10,8 +10,9 @@
 use std::io;
 use std::time::Duration;
 
-use super::probe::{self, Server};
+use super::probe::Server;
 use super::{Lab, Symptoms};
+use crate::observe::wire;
 use crate::server::bugs::Bug;
 
 /// What the client writes at most (so a broken server cannot take the machine).
@@ -35,7 +36,7 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
     let before = server.rss_kib()?;
     let client = server.connect()?;
     let pings = b"ping\n".repeat((64 << 10) / 5);
-    let sent = probe::push_for(&client, &pings, Duration::from_millis(1500), CAP)?;
+    let sent = wire::push_for(&client, &pings, Duration::from_millis(1500), CAP)?;
     let grown = server.rss_kib()?.saturating_sub(before) as f64 / 1024.0;
     Ok(Symptoms::default()
         .reading(format!("client got {:.0} MiB in", sent as f64 / (1 << 20) as f64))

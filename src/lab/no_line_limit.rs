@@ -11,8 +11,9 @@ use std::io;
 use std::thread;
 use std::time::Duration;
 
-use super::probe::{self, Server};
+use super::probe::Server;
 use super::{Lab, Symptoms};
+use crate::observe::wire;
 use crate::server::bugs::Bug;
 
 /// What the client sends, all of it one line.
@@ -35,10 +36,10 @@ pub const LAB: Lab = Lab {
 fn drive(server: &mut Server) -> io::Result<Symptoms> {
     let before = server.rss_kib()?;
     let client = server.connect()?;
-    let sent = probe::push_for(&client, &[b'x'; 64 << 10], Duration::from_secs(2), SENT)?;
+    let sent = wire::push_for(&client, &[b'x'; 64 << 10], Duration::from_secs(2), SENT)?;
     thread::sleep(Duration::from_millis(100)); // let the last bytes land
     let grown = server.rss_kib()?.saturating_sub(before) as f64 / 1024.0;
-    let answer = probe::ask(&client, b"", Duration::from_millis(500)).unwrap_or(None);
+    let answer = wire::ask(&client, b"", Duration::from_millis(500)).unwrap_or(None);
     Ok(Symptoms::default()
         .reading(format!("sent {:.0} MiB", sent as f64 / (1 << 20) as f64))
         .reading(match answer {

@@ -12,8 +12,9 @@ use std::io;
 use std::thread;
 use std::time::Duration;
 
-use super::probe::{self, Server};
+use super::probe::Server;
 use super::{thousands, Lab, Symptoms};
+use crate::observe::wire;
 use crate::server::bugs::Bug;
 
 /// Clients that connect and say nothing: more than 32 fds can hold.
@@ -36,7 +37,7 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
     drop(crowd.remove(0)); // one leaves: an fd is free
     thread::sleep(Duration::from_millis(100));
     let newcomer = server.connect()?;
-    let answer = probe::ask(&newcomer, b"ping\n", Duration::from_secs(1))?;
+    let answer = wire::ask(&newcomer, b"ping\n", Duration::from_secs(1))?;
     let served = answer.as_deref() == Some("pong");
     Ok(Symptoms::default()
         .reading(format!("{:.2} core", load.cores))

@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 
-use super::probe::{self, Server};
+use super::probe::Server;
 use super::{Lab, Symptoms};
+use crate::observe::wire;
 use crate::server::bugs::Bug;
 
 pub const LAB: Lab = Lab {
@@ -36,12 +37,12 @@ pub const LAB: Lab = Lab {
 
 fn drive(server: &mut Server) -> io::Result<Symptoms> {
     let rude = server.connect()?;
-    probe::ask(&rude, b"ping\n", Duration::from_secs(1))?; // accepted, and served
+    wire::ask(&rude, b"ping\n", Duration::from_secs(1))?; // accepted, and served
     kill(server.pid, Signal::SIGSTOP)?;
     (&rude).write_all(b"ping\n")?;
     rude.shutdown(Shutdown::Write)?; // our FIN: the server's socket is in CLOSE_WAIT
     thread::sleep(Duration::from_millis(50));
-    probe::reset(rude)?;
+    wire::reset(rude)?;
     thread::sleep(Duration::from_millis(50));
     kill(server.pid, Signal::SIGCONT)?;
     thread::sleep(Duration::from_millis(300));

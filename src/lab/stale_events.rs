@@ -16,8 +16,9 @@ use std::io::Write;
 use std::time::Duration;
 use std::{io, thread};
 
-use super::probe::{self, Server};
+use super::probe::Server;
 use super::{Lab, Symptoms};
+use crate::observe::wire;
 use crate::server::bugs::Bug;
 
 pub const LAB: Lab = Lab {
@@ -36,10 +37,10 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
     let a = server.connect()?;
     (&a).write_all(b"secret for A\n")?;
     thread::sleep(Duration::from_millis(50)); // a worker has it now
-    probe::reset(a)?;
+    wire::reset(a)?;
     thread::sleep(Duration::from_millis(50)); // the server closes A's fd
     let b = server.connect()?;
-    let told = probe::ask(&b, b"hello from B\n", Duration::from_secs(2))?;
+    let told = wire::ask(&b, b"hello from B\n", Duration::from_secs(2))?;
     let wrong = told.as_deref() == Some("secret for A");
     Ok(Symptoms::default()
         .reading(match told {
