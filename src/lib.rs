@@ -23,6 +23,7 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod bugs;
 pub mod client;
 pub mod lab;
 pub mod net;

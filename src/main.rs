@@ -8,12 +8,12 @@ use std::process::{Command as Program, ExitCode};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use pingpong::bugs::Bug;
 use pingpong::client::{self, ClientConfig, NUM_CLIENTS};
 use pingpong::lab;
-use pingpong::server::bugs::Bug;
-use pingpong::server::config::count;
+use pingpong::server::config::{self, count};
 use pingpong::server::{self, Config, Mode};
-use pingpong::{net, words};
+use pingpong::words;
 
 #[derive(Parser)]
 #[command(version, about = "How one process serves many clients, at the level of system calls")]
@@ -85,7 +85,7 @@ enum ClientMode {
 #[derive(clap::Args)]
 struct ClientArgs {
     /// The server's IP address (v4 or v6); `localhost` is 127.0.0.1.
-    #[arg(long, default_value = "127.0.0.1", value_parser = net::parse_host)]
+    #[arg(long, default_value = "127.0.0.1", value_parser = config::parse_host)]
     host: IpAddr,
     /// The server's port, 1 to 65535.
     #[arg(long, default_value_t = 8000, value_parser = clap::value_parser!(u16).range(1..=65535))]

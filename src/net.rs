@@ -4,28 +4,15 @@
 //! one function, on `nix`, so the calls read one to one against strace.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::server::bugs::Bug;
+use crate::bugs::Bug;
 
 use nix::sys::socket::{
     self, setsockopt, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag, SockType,
     SockaddrLike as _, SockaddrStorage,
 };
-
-/// `--host` for clap: an IP address, v4 or v6, or `localhost` for
-/// 127.0.0.1. Other names are refused rather than looked up: a server binds
-/// one address, and a name can stand for several (or for none, after a
-/// slow DNS timeout).
-pub fn parse_host(s: &str) -> Result<IpAddr, String> {
-    if s.eq_ignore_ascii_case("localhost") {
-        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    }
-    s.parse().map_err(|_| {
-        "not an IP address; give one such as 127.0.0.1, 0.0.0.0 or ::1, or localhost".to_string()
-    })
-}
 
 /// `socket(2)`, `setsockopt(SO_REUSEADDR)`, `bind(2)`, `listen(2)`.
 ///
@@ -239,18 +226,4 @@ pub fn no_delay(fd: &OwnedFd) -> io::Result<()> {
 /// protocol uses after the last reply.
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     Ok(socket::shutdown(fd, socket::Shutdown::Write)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_host_is_an_address_or_localhost_and_nothing_is_looked_up() {
-        assert_eq!(parse_host("0.0.0.0"), Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
-        assert_eq!(parse_host("::1"), Ok("::1".parse().unwrap()));
-        assert_eq!(parse_host("localhost"), Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        let refused = parse_host("example.com").unwrap_err();
-        assert!(refused.starts_with("not an IP address"), "{refused}");
-    }
 }

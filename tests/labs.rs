@@ -16,8 +16,8 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
 use common::BIN;
+use pingpong::bugs::Bug;
 use pingpong::lab::{self, Outcome};
-use pingpong::server::bugs::Bug;
 
 /// The labs load the machine (a spinning server, thousands of bytes in
 /// flight): one at a time.

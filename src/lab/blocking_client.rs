@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use super::probe::Server;
 use super::{Lab, Symptoms};
+use crate::bugs::Bug;
 use crate::observe::wire;
-use crate::server::bugs::Bug;
 
 pub const LAB: Lab = Lab {
     bug: Bug::BlockingClient,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::probe::Server;
 use super::{thousands, Lab, Symptoms};
-use crate::server::bugs::Bug;
+use crate::bugs::Bug;
 
 /// Pings sent in one write: three times what one read takes.
 const PINGS: usize = 40_000;

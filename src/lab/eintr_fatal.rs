@@ -16,7 +16,7 @@ use nix::sys::signal::{kill, Signal};
 
 use super::probe::Server;
 use super::{Lab, Symptoms};
-use crate::server::bugs::Bug;
+use crate::bugs::Bug;
 
 pub const LAB: Lab = Lab {
     bug: Bug::EintrFatal,

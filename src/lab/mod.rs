@@ -1,5 +1,5 @@
 //! The break-it labs: `pingpong lab NAME` switches one guard off
-//! (`serve --bug NAME`, see [`crate::server::bugs`]) and measures what goes
+//! (`serve --bug NAME`, see [`crate::bugs`]) and measures what goes
 //! wrong, side by side with the same server guarded.
 //!
 //! Each lab is one file: the server it starts, what it does to it, and what
@@ -17,7 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::server::bugs::Bug;
+use crate::bugs::Bug;
 use probe::{Launch, Server};
 
 mod always_writable;

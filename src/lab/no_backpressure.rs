@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use super::probe::Server;
 use super::{Lab, Symptoms};
+use crate::bugs::Bug;
 use crate::observe::wire;
-use crate::server::bugs::Bug;
 
 /// What the client writes at most (so a broken server cannot take the machine).
 const CAP: usize = 96 << 20;

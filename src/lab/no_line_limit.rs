@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::probe::Server;
 use super::{Lab, Symptoms};
+use crate::bugs::Bug;
 use crate::observe::wire;
-use crate::server::bugs::Bug;
 
 /// What the client sends, all of it one line.
 const SENT: usize = 24 << 20;

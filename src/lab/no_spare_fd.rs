@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use super::probe::Server;
 use super::{thousands, Lab, Symptoms};
+use crate::bugs::Bug;
 use crate::observe::wire;
-use crate::server::bugs::Bug;
 
 /// Clients that connect and say nothing: more than 32 fds can hold.
 const CROWD: usize = 40;

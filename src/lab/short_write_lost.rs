@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::probe::Server;
 use super::{thousands, Lab, Symptoms};
-use crate::server::bugs::Bug;
+use crate::bugs::Bug;
 
 /// What the client sends: more than every buffer between the two can hold.
 const SENT: usize = 4 << 20;

@@ -21,8 +21,8 @@ use nix::sys::signal::{kill, Signal};
 
 use super::probe::Server;
 use super::{Lab, Symptoms};
+use crate::bugs::Bug;
 use crate::observe::wire;
-use crate::server::bugs::Bug;
 
 pub const LAB: Lab = Lab {
     bug: Bug::Sigpipe,

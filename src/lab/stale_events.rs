@@ -18,8 +18,8 @@ use std::{io, thread};
 
 use super::probe::Server;
 use super::{Lab, Symptoms};
+use crate::bugs::Bug;
 use crate::observe::wire;
-use crate::server::bugs::Bug;
 
 pub const LAB: Lab = Lab {
     bug: Bug::StaleEvents,

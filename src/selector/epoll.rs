@@ -40,10 +40,10 @@ fn interest(events: Events) -> u32 {
 }
 
 /// Whether libc's `epoll_wait()` is the `epoll_pwait` system call, the name
-/// strace shows and so the one narrated ([`super::GENERIC_SYSCALL_TABLE`]):
+/// strace shows and so the one narrated ([`super::sys::GENERIC_SYSCALL_TABLE`]):
 /// glibc and musl call `epoll_pwait(epfd, events, max, timeout, NULL, 8)`
 /// (no signal mask; 8 bytes is the size of the kernel's sigset).
-const EPOLL_PWAIT: bool = super::GENERIC_SYSCALL_TABLE;
+const EPOLL_PWAIT: bool = super::sys::GENERIC_SYSCALL_TABLE;
 
 /// The name of the wait as strace shows it, for the summary line.
 pub(crate) const WAIT_CALL: &str = if EPOLL_PWAIT { "epoll_pwait" } else { "epoll_wait" };

@@ -81,7 +81,7 @@
 //! `epoll(7)`, `epoll_ctl(2)`, `epoll_wait(2)`, `kqueue(2)`/`kevent(2)`,
 //! `poll(2)`, `select(2)`, `select_tut(2)`.
 
-use crate::server::bugs::Bug;
+use crate::bugs::Bug;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -91,16 +91,6 @@ mod events;
 pub(crate) mod sys;
 
 pub use events::{Events, EVENT_READ, EVENT_WRITE};
-
-/// Linux on aarch64, riscv64 and loongarch64 has the kernel's generic system
-/// call table (`include/uapi/asm-generic/unistd.h`), without the old
-/// `epoll_wait`, `poll` and `select`: libc makes those calls `epoll_pwait`,
-/// `ppoll` and `pselect6`, which is what strace shows, and so what the
-/// backends narrate.
-const GENERIC_SYSCALL_TABLE: bool = cfg!(all(
-    any(target_os = "linux", target_os = "android"),
-    any(target_arch = "aarch64", target_arch = "riscv64", target_arch = "loongarch64")
-));
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;

@@ -146,11 +146,11 @@ impl Poller {
 }
 
 /// Whether libc's `poll()` is the `ppoll` system call, the name strace
-/// shows and so the one narrated ([`super::GENERIC_SYSCALL_TABLE`]): glibc
+/// shows and so the one narrated ([`super::sys::GENERIC_SYSCALL_TABLE`]): glibc
 /// calls `ppoll(fds, nfds, timeout, NULL, 0)`. (strace then also prints the
 /// time left, `left {tv_sec=...}`, after the ready entries; the narration
 /// cannot know it and leaves it out.)
-const PPOLL: bool = super::GENERIC_SYSCALL_TABLE;
+const PPOLL: bool = super::sys::GENERIC_SYSCALL_TABLE;
 
 /// The name of the wait as strace shows it, for the summary line.
 pub(crate) const WAIT_CALL: &str = if PPOLL { "ppoll" } else { "poll" };

@@ -12,6 +12,16 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
+/// Linux on aarch64, riscv64 and loongarch64 has the kernel's generic system
+/// call table (`include/uapi/asm-generic/unistd.h`), without the old
+/// `epoll_wait`, `poll` and `select`: libc makes those calls `epoll_pwait`,
+/// `ppoll` and `pselect6`, which is what strace shows, and so what the
+/// backends narrate.
+pub(crate) const GENERIC_SYSCALL_TABLE: bool = cfg!(all(
+    any(target_os = "linux", target_os = "android"),
+    any(target_arch = "aarch64", target_arch = "riscv64", target_arch = "loongarch64")
+));
+
 /// Turn a C return value into a `Result`: -1 means "look at errno".
 pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret == -1 {

@@ -6,21 +6,23 @@
 //! address before anything runs, naming the value and what is allowed,
 //! rather than the server quietly making something of it.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 
-use super::bugs::Bug;
-use crate::net;
+use clap::builder::PossibleValue;
+use clap::ValueEnum;
+
+use crate::bugs::Bug;
 
 /// Everything `pingpong serve` can be told. The command line is this struct
 /// (clap derive), so each default is written once, here.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
     /// An IP address (v4 or v6) to listen on; `localhost` is 127.0.0.1.
-    #[arg(long, default_value = "127.0.0.1", value_parser = net::parse_host)]
+    #[arg(long, default_value = "127.0.0.1", value_parser = parse_host)]
     pub host: IpAddr,
     /// 0 picks any free port (the start-up line names it).
     #[arg(long, default_value_t = 8000)]
@@ -106,6 +108,19 @@ pub fn count(range: RangeInclusive<u64>) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::new().range(range)
 }
 
+/// `--host` for clap: an IP address, v4 or v6, or `localhost` for
+/// 127.0.0.1. Other names are refused rather than looked up: a server binds
+/// one address, and a name can stand for several (or for none, after a
+/// slow DNS timeout).
+pub fn parse_host(s: &str) -> Result<IpAddr, String> {
+    if s.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    s.parse().map_err(|_| {
+        "not an IP address; give one such as 127.0.0.1, 0.0.0.0 or ::1, or localhost".to_string()
+    })
+}
+
 /// `--uring-buffers`: the kernel wants a power of two, up to 32768.
 fn power_of_two(s: &str) -> Result<u16, String> {
     let n: u16 = s.parse().map_err(|e| format!("{e}"))?;
@@ -165,4 +180,31 @@ pub fn default_max_clients() -> usize {
         .unwrap_or((1024, 1024));
     let most = *MAX_CLIENTS.end() as libc::rlim_t;
     soft.saturating_sub(RESERVE).clamp(1, most) as usize
+}
+
+/// `--bug NAME` (and `pingpong lab NAME`) for clap, from [`Bug::ALL`]: the
+/// command line's side of the switchboard, kept here so that `bugs.rs`, a
+/// leaf every layer may read, does not depend on clap.
+impl ValueEnum for Bug {
+    fn value_variants<'a>() -> &'a [Bug] {
+        &Bug::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()).help(self.what()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_an_address_or_localhost_and_nothing_is_looked_up() {
+        assert_eq!(parse_host("0.0.0.0"), Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+        assert_eq!(parse_host("::1"), Ok("::1".parse().unwrap()));
+        assert_eq!(parse_host("localhost"), Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let refused = parse_host("example.com").unwrap_err();
+        assert!(refused.starts_with("not an IP address"), "{refused}");
+    }
 }

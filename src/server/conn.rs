@@ -17,9 +17,9 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::bugs::Bug;
 use super::summary::Totals;
 use super::syscalls::Syscalls;
+use crate::bugs::Bug;
 use crate::selector::{Events, EVENT_READ, EVENT_WRITE};
 
 /// Where a connection is in its life.

@@ -18,9 +18,10 @@
 
 use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::RawFd};
 
-use super::{bugs::Bug, conn::Conn, conn::Next, conn::Phase, deadlines::Due, guards::Guards};
 use super::{config::Config, handler::Handler, handler::Input, summary::Summary, summary::Totals};
+use super::{conn::Conn, conn::Next, conn::Phase, deadlines::Due, guards::Guards};
 use super::{signals, syscalls::Syscalls};
+use crate::bugs::Bug;
 use crate::protocol;
 use crate::selector::{Backend, Events, Selector, EVENT_READ};
 

@@ -17,9 +17,9 @@
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::bugs::Bug;
 use super::config::Config;
 use super::syscalls::Syscalls;
+use crate::bugs::Bug;
 use crate::protocol;
 
 /// One client's unanswered input, lent by the loop to the handler.

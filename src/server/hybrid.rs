@@ -42,10 +42,10 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use super::bugs::Bug;
 use super::config::Config;
 use super::handler::{self, Handled, Handler, Input};
 use super::syscalls::Syscalls;
+use crate::bugs::Bug;
 use crate::protocol::{self, find_newline};
 use crate::trace;
 

@@ -13,8 +13,8 @@
 
 use std::os::fd::RawFd;
 
-use super::bugs::Bug;
 use super::config::Config;
+use crate::bugs::Bug;
 
 /// The limits, the clients served, and which are paused by backpressure.
 pub struct Limits {

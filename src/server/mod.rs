@@ -28,16 +28,15 @@ use std::sync::LazyLock;
 use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
+use crate::bugs::{self, Needs};
 use crate::net;
 use crate::selector::Backend;
 use crate::words::{self, plural, Failure};
-use bugs::Needs;
 pub use config::{default_max_clients, default_workers, Config, Idle};
 use handler::Inline;
 pub use summary::{Summary, Totals};
 
 pub mod blocking;
-pub mod bugs;
 pub mod config;
 pub mod conn;
 pub mod deadlines;
@@ -310,9 +309,11 @@ fn run(listener: TcpListener, mode: Mode, config: &Config) -> io::Result<Summary
     match mode {
         Mode::Blocking => blocking::serve(listener, config),
         Mode::Selector(backend) => {
-            let config = config.clone();
-            reuseport::serve(listener, &config.clone(), move |listener| {
-                event_loop::serve(listener, backend, &config, Inline::new(&config))
+            let listen_again = |addr| listen(addr, config, true, true);
+            let for_each_loop = config.clone();
+            reuseport::serve(listener, config, listen_again, move |listener| {
+                let config = &for_each_loop;
+                event_loop::serve(listener, backend, config, Inline::new(config))
             })
         }
         Mode::Threads => threaded::serve(listener, config, None),

@@ -7,7 +7,7 @@
 //! cause), and the loops share nothing at all.
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 
 use super::config::Config;
 use super::summary::Summary;
@@ -15,16 +15,23 @@ use super::syscalls::Syscalls;
 use crate::words;
 
 /// Run `serve_one` on `listener` and on `loops - 1` more listeners bound to
-/// the same address, each on a thread of its own; add up their summaries.
-pub fn serve<F>(listener: TcpListener, config: &Config, serve_one: F) -> io::Result<Summary>
+/// the same address (each opened by `listen_again`, with `SO_REUSEPORT`),
+/// each on a thread of its own; add up their summaries.
+pub fn serve<L, F>(
+    listener: TcpListener,
+    config: &Config,
+    listen_again: L,
+    serve_one: F,
+) -> io::Result<Summary>
 where
+    L: Fn(SocketAddr) -> io::Result<TcpListener>,
     F: Fn(TcpListener) -> io::Result<Summary> + Clone + Send + 'static,
 {
     let loops = config.event_loops();
     let addr = listener.local_addr()?;
     let mut others = Vec::new();
     for n in 1..loops {
-        let listener = super::listen(addr, config, true, true)?;
+        let listener = listen_again(addr)?;
         let (serve_one, started) = (serve_one.clone(), Syscalls::new(config.trace));
         others.push(std::thread::spawn(move || {
             // strace shows this thread's clone3 in the parent; the id it

@@ -18,8 +18,8 @@ use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 
-use super::bugs::Bug;
 use super::syscalls::Syscalls;
+use crate::bugs::Bug;
 use crate::protocol;
 use crate::selector::{Events, Selector, EVENT_READ};
 use crate::words;

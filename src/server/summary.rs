@@ -4,9 +4,9 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use super::bugs;
 use super::handler::Handler;
 use super::syscalls::Syscalls;
+use crate::bugs;
 use crate::selector::{Backend, Selector};
 use crate::words::plural;
 

@@ -21,9 +21,6 @@
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-use clap::builder::PossibleValue;
-use clap::ValueEnum;
-
 /// One guard switched off. The names are the command line's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Bug {
@@ -181,17 +178,6 @@ impl std::fmt::Display for Bug {
     }
 }
 
-/// `--bug NAME` for clap, from [`Bug::ALL`].
-impl ValueEnum for Bug {
-    fn value_variants<'a>() -> &'a [Bug] {
-        &Bug::ALL
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(PossibleValue::new(self.name()).help(self.what()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +190,33 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), Bug::ALL.len());
+    }
+
+    /// `guard()` is what the labs print and the docs quote: a reader who
+    /// follows it must land on the guard, so every file and function it
+    /// names must exist (a move or a rename that forgets it fails here).
+    #[test]
+    fn every_guard_named_is_where_it_says() {
+        for bug in Bug::ALL {
+            let (file, place) = bug.guard().split_once(", ").expect("FILE, PLACE");
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            let code = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{bug}: {}: {e}", path.display()));
+            // `Type::function (detail)`, `Type::function` or `function`.
+            let place = place.split(' ').next().unwrap_or(place);
+            let (owner, function) = place.rsplit_once("::").unwrap_or(("", place));
+            let defines = |l: &str| {
+                l.contains(&format!("fn {function}(")) || l.contains(&format!("fn {function}<"))
+            };
+            assert!(code.lines().any(defines), "{bug}: no fn {function} in {file}");
+            let implements = |l: &str| {
+                let mut words = l.split(|c: char| !c.is_alphanumeric() && c != '_');
+                l.trim_start().starts_with("impl") && words.any(|w| w == owner)
+            };
+            assert!(
+                owner.is_empty() || code.lines().any(implements),
+                "{bug}: no impl {owner} in {file}"
+            );
+        }
     }
 }
