@@ -104,7 +104,7 @@ impl Bug {
     /// Where the guard this bug removes lives: file and function.
     pub fn guard(self) -> &'static str {
         match self {
-            Bug::NoSpareFd => "src/server/spare_fd.rs, SpareFd::go_on",
+            Bug::NoSpareFd => "src/server/spare_fd.rs, SpareFd::after_accept",
             Bug::AlwaysWritable => "src/server/conn.rs, Conn::interest",
             Bug::EdgeNoDrain => "src/server/event_loop.rs, service_connection",
             Bug::ShortWriteLost => "src/server/conn.rs, Conn::send",
@@ -112,7 +112,7 @@ impl Bug {
             Bug::NoLineLimit => "src/server/handler.rs, line_limit",
             Bug::Sigpipe => "src/net.rs, sigpipe_guarded (send_flags)",
             Bug::BlockingClient => "src/server/event_loop.rs, accept",
-            Bug::StaleEvents => "src/server/hybrid.rs, Pool::finished",
+            Bug::StaleEvents => "src/server/hybrid.rs, WorkerPool::finished",
             Bug::EintrFatal => "src/selector/mod.rs, Selector::select",
         }
     }

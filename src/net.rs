@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::bugs::Bug;
 
@@ -218,8 +218,8 @@ pub fn read(fd: impl std::os::fd::AsFd, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// `setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1)`: no Nagle delay.
-pub fn no_delay(fd: &OwnedFd) -> io::Result<()> {
-    Ok(setsockopt(fd, sockopt::TcpNoDelay, &true)?)
+pub fn no_delay(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(setsockopt(&fd, sockopt::TcpNoDelay, &true)?)
 }
 
 /// `shutdown(fd, SHUT_WR)`: send our FIN, keep reading. The half-close the

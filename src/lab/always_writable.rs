@@ -11,7 +11,7 @@ use std::io;
 use std::thread;
 use std::time::Duration;
 
-use super::probe::Server;
+use super::probe::LabServer;
 use super::{thousands, Lab, Symptoms};
 use crate::bugs::Bug;
 use crate::observe::wire;
@@ -26,7 +26,7 @@ pub const LAB: Lab = Lab {
     drive,
 };
 
-fn drive(server: &mut Server) -> io::Result<Symptoms> {
+fn drive(server: &mut LabServer) -> io::Result<Symptoms> {
     let quiet = (0..5).map(|_| server.connect()).collect::<io::Result<Vec<_>>>()?;
     let answered = quiet
         .iter()

@@ -14,7 +14,7 @@ use std::io;
 use std::thread;
 use std::time::Duration;
 
-use super::probe::Server;
+use super::probe::LabServer;
 use super::{Lab, Symptoms};
 use crate::bugs::Bug;
 use crate::observe::wire;
@@ -32,7 +32,7 @@ pub const LAB: Lab = Lab {
     drive,
 };
 
-fn drive(server: &mut Server) -> io::Result<Symptoms> {
+fn drive(server: &mut LabServer) -> io::Result<Symptoms> {
     let silent = server.connect()?;
     let writer = silent.try_clone()?;
     let sending = thread::spawn(move || {
@@ -59,7 +59,7 @@ fn drive(server: &mut Server) -> io::Result<Symptoms> {
 }
 
 /// Whether the server is blocked in `sendto(2)` right now.
-fn blocked_in_sendto(server: &Server) -> bool {
+fn blocked_in_sendto(server: &LabServer) -> bool {
     #[cfg(target_os = "linux")]
     {
         matches!(server.blocked_in(), Ok(Some(call)) if call == libc::SYS_sendto)

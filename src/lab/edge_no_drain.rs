@@ -11,7 +11,7 @@
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-use super::probe::Server;
+use super::probe::LabServer;
 use super::{thousands, Lab, Symptoms};
 use crate::bugs::Bug;
 
@@ -30,7 +30,7 @@ pub const LAB: Lab = Lab {
     drive,
 };
 
-fn drive(server: &mut Server) -> io::Result<Symptoms> {
+fn drive(server: &mut LabServer) -> io::Result<Symptoms> {
     let mut client = server.connect()?;
     let writer = client.try_clone()?;
     let sending = std::thread::spawn(move || (&writer).write_all(&b"ping\n".repeat(PINGS)));

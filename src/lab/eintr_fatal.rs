@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 
-use super::probe::Server;
+use super::probe::LabServer;
 use super::{Lab, Symptoms};
 use crate::bugs::Bug;
 
@@ -28,7 +28,7 @@ pub const LAB: Lab = Lab {
     drive,
 };
 
-fn drive(server: &mut Server) -> io::Result<Symptoms> {
+fn drive(server: &mut LabServer) -> io::Result<Symptoms> {
     thread::sleep(Duration::from_millis(100)); // let it settle into its wait
     kill(server.pid, Signal::SIGSTOP)?;
     thread::sleep(Duration::from_millis(100));

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::bugs::Bug;
-use probe::{Launch, Server};
+use probe::{LabServer, Launch};
 
 mod always_writable;
 mod blocking_client;
@@ -51,7 +51,7 @@ pub struct Lab {
     /// of the first mark.
     pub first_line: Option<fn(&str) -> bool>,
     /// Drive the server into the trigger and count what happens.
-    pub drive: fn(&mut Server) -> io::Result<Symptoms>,
+    pub drive: fn(&mut LabServer) -> io::Result<Symptoms>,
 }
 
 /// What one run measured, and whether the bug's symptom showed.
@@ -155,7 +155,7 @@ pub fn run(lab: &Lab, bin: &Path, strace: bool) -> io::Result<Outcome> {
         Launch { args, fd_limit: lab.fd_limit, strace }
     };
     let play = |launch: Launch| -> io::Result<Symptoms> {
-        let mut server = Server::start(bin, &launch)?;
+        let mut server = LabServer::start(bin, &launch)?;
         let symptoms = (lab.drive)(&mut server)?;
         let _ = server.stop();
         Ok(symptoms)

@@ -10,7 +10,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::probe::Server;
+use super::probe::LabServer;
 use super::{Lab, Symptoms};
 use crate::bugs::Bug;
 use crate::observe::wire;
@@ -32,7 +32,7 @@ pub const LAB: Lab = Lab {
     drive,
 };
 
-fn drive(server: &mut Server) -> io::Result<Symptoms> {
+fn drive(server: &mut LabServer) -> io::Result<Symptoms> {
     let before = server.rss_kib()?;
     let client = server.connect()?;
     let pings = b"ping\n".repeat((64 << 10) / 5);

@@ -11,7 +11,7 @@ use std::io;
 use std::thread;
 use std::time::Duration;
 
-use super::probe::Server;
+use super::probe::LabServer;
 use super::{Lab, Symptoms};
 use crate::bugs::Bug;
 use crate::observe::wire;
@@ -33,7 +33,7 @@ pub const LAB: Lab = Lab {
     drive,
 };
 
-fn drive(server: &mut Server) -> io::Result<Symptoms> {
+fn drive(server: &mut LabServer) -> io::Result<Symptoms> {
     let before = server.rss_kib()?;
     let client = server.connect()?;
     let sent = wire::push_for(&client, &[b'x'; 64 << 10], Duration::from_secs(2), SENT)?;

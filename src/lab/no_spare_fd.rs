@@ -12,7 +12,7 @@ use std::io;
 use std::thread;
 use std::time::Duration;
 
-use super::probe::Server;
+use super::probe::LabServer;
 use super::{thousands, Lab, Symptoms};
 use crate::bugs::Bug;
 use crate::observe::wire;
@@ -30,7 +30,7 @@ pub const LAB: Lab = Lab {
     drive,
 };
 
-fn drive(server: &mut Server) -> io::Result<Symptoms> {
+fn drive(server: &mut LabServer) -> io::Result<Symptoms> {
     let mut crowd = (0..CROWD).map(|_| server.connect()).collect::<io::Result<Vec<_>>>()?;
     thread::sleep(Duration::from_millis(200));
     let load = server.load_over(Duration::from_secs(1))?;

@@ -35,7 +35,7 @@ pub struct Launch {
 }
 
 /// One running `pingpong serve`, stopped (and reaped) when dropped.
-pub struct Server {
+pub struct LabServer {
     launched: Launched,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -52,9 +52,9 @@ pub struct Load {
     pub waits_per_sec: f64,
 }
 
-impl Server {
+impl LabServer {
     /// Start `bin serve --port 0 --stats ARGS` and wait for its start-up line.
-    pub fn start(bin: &Path, launch: &Launch) -> io::Result<Server> {
+    pub fn start(bin: &Path, launch: &Launch) -> io::Result<LabServer> {
         let mut command = match &launch.strace {
             Some((calls, file)) => {
                 let mut strace = Command::new("strace");
@@ -71,7 +71,7 @@ impl Server {
         let mut launched = Launched::spawn(&mut command)?;
         // The banner's pid, not the child's: under strace the child is strace.
         let banner = launched.await_banner(PATIENCE)?;
-        Ok(Server { launched, addr: banner.addr, pid: Pid::from_raw(banner.pid) })
+        Ok(LabServer { launched, addr: banner.addr, pid: Pid::from_raw(banner.pid) })
     }
 
     /// A new connection to the server.

@@ -14,7 +14,7 @@ use std::net::Shutdown;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::probe::Server;
+use super::probe::LabServer;
 use super::{thousands, Lab, Symptoms};
 use crate::bugs::Bug;
 
@@ -39,7 +39,7 @@ fn pattern() -> Vec<u8> {
     (0..SENT).map(|i| (i % 251) as u8).collect()
 }
 
-fn drive(server: &mut Server) -> io::Result<Symptoms> {
+fn drive(server: &mut LabServer) -> io::Result<Symptoms> {
     let mut client = server.connect_small(16 << 10)?;
     let writer = client.try_clone()?;
     let sending = thread::spawn(move || {

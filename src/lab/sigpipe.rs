@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 
-use super::probe::Server;
+use super::probe::LabServer;
 use super::{Lab, Symptoms};
 use crate::bugs::Bug;
 use crate::observe::wire;
@@ -35,7 +35,7 @@ pub const LAB: Lab = Lab {
     drive,
 };
 
-fn drive(server: &mut Server) -> io::Result<Symptoms> {
+fn drive(server: &mut LabServer) -> io::Result<Symptoms> {
     let rude = server.connect()?;
     wire::ask(&rude, b"ping\n", Duration::from_secs(1))?; // accepted, and served
     kill(server.pid, Signal::SIGSTOP)?;

@@ -16,7 +16,7 @@ use std::io::Write;
 use std::time::Duration;
 use std::{io, thread};
 
-use super::probe::Server;
+use super::probe::LabServer;
 use super::{Lab, Symptoms};
 use crate::bugs::Bug;
 use crate::observe::wire;
@@ -33,7 +33,7 @@ pub const LAB: Lab = Lab {
     drive,
 };
 
-fn drive(server: &mut Server) -> io::Result<Symptoms> {
+fn drive(server: &mut LabServer) -> io::Result<Symptoms> {
     let a = server.connect()?;
     (&a).write_all(b"secret for A\n")?;
     thread::sleep(Duration::from_millis(50)); // a worker has it now

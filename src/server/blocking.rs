@@ -16,9 +16,11 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::config::Config;
+use super::deadlines::LINGER;
+use super::handler::{self, Rules};
 use super::signals::{self, Signals};
 use super::summary::{Summary, Totals};
 use super::syscalls::Syscalls;
@@ -28,9 +30,6 @@ use crate::words;
 /// Read buffer per client. Smaller than the event loop's single 64 KiB
 /// buffer, because here every client (every thread) has its own.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// How long to keep discarding input after refusing a client, before closing.
-const LINGER: Duration = Duration::from_secs(2);
 
 /// Accept, serve that client until it leaves, repeat; until SIGINT/SIGTERM.
 pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
@@ -77,6 +76,7 @@ pub fn serve_client(
 ) -> io::Result<()> {
     // SO_RCVTIMEO: a read that waits longer than this fails with EAGAIN.
     stream.set_read_timeout(config.idle_timeout)?;
+    let rules = Rules::new(config);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut partial: Vec<u8> = Vec::new();
     let mut replies = Vec::new();
@@ -93,27 +93,15 @@ pub fn serve_client(
         };
         Totals::add(&totals.bytes_in, n as u64);
         replies.clear();
+        // The one answering function every mode calls (`handler::answer`):
+        // with `--work-ms`, only this client's thread sleeps in it.
+        let handled = handler::answer(&rules, &mut partial, &buf[..n], n == 0, &mut replies);
+        Totals::add(&totals.lines, handled.lines);
+        send_all(stream, &replies, addr, totals, calls)?;
         if n == 0 {
-            if !config.echo {
-                protocol::respond_final(&partial, &mut replies);
-            }
-            send_all(stream, &replies, addr, totals, calls)?;
             break;
         }
-        if config.echo {
-            send_all(stream, &buf[..n], addr, totals, calls)?;
-            continue;
-        }
-        partial.extend_from_slice(&buf[..n]);
-        let answered = protocol::respond(&partial, &mut replies, config.max_line);
-        partial.drain(..answered.consumed);
-        Totals::add(&totals.lines, answered.lines);
-        if !config.work.is_zero() && answered.lines > 0 {
-            // The slow handler: only this client's thread waits.
-            std::thread::sleep(config.work * answered.lines as u32);
-        }
-        send_all(stream, &replies, addr, totals, calls)?;
-        if answered.too_long {
+        if handled.close.is_some() {
             return linger(stream, calls);
         }
     }

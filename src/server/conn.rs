@@ -1,40 +1,19 @@
 //! One client of the event loop: the course's
-//! `SimpleNamespace(addr=, inb=b"", outb=b"")`, and its life from the first
-//! read to a close that loses nothing.
-//!
-//! The course closes a socket as soon as `recv` returns `b""`. A server that
-//! must never lose a reply needs a little more, and [`Phase`] is that life:
-//! after the client's EOF, flush what is owed, then close (the half-close the
-//! protocol promises); when *we* end a connection (a line too long, the idle
-//! timeout, the server stopping, too many clients), send the last reply,
-//! shut down our side, and keep discarding the client's input for a moment:
-//! closing a socket with unread input makes the kernel send a reset, which
-//! can destroy the reply the client has not read yet (the "lingering close"
-//! of Apache and nginx).
+//! `SimpleNamespace(addr=, inb=b"", outb=b"")`, with the reads and sends it
+//! makes. Its life, from the first read to a close that loses nothing (the
+//! half-close, the lingering close), is [`Phase`]'s, in `life.rs`: the rules
+//! without the I/O, shared with the io_uring loop.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::life::{self, Phase, Settled};
 use super::summary::Totals;
 use super::syscalls::Syscalls;
 use crate::bugs::Bug;
 use crate::selector::{Events, EVENT_READ, EVENT_WRITE};
-
-/// Where a connection is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Reading requests and answering them.
-    Open,
-    /// The client shut down its side: flush every reply owed, then close.
-    Draining,
-    /// We are ending it, for this reason: flush the last reply, then linger.
-    Closing(&'static str),
-    /// Our side is shut down: discard input until the client's EOF (or the
-    /// linger deadline).
-    Lingering,
-}
 
 /// What a connection needs once its replies are all sent (see [`Conn::next`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +66,10 @@ impl Conn {
         totals: &Totals,
     ) -> io::Result<()> {
         if let Some(reason) = close {
-            (self.phase, self.inb) = (Phase::Closing(reason), Vec::new());
+            // The handler ends it (a line too long): requests after the
+            // bad one are not answered.
+            self.phase = self.phase.end(reason).unwrap_or(self.phase);
+            self.inb = Vec::new();
         }
         if self.inb.is_empty() {
             self.inb = Vec::new(); // give the memory back while idle
@@ -118,14 +100,12 @@ impl Conn {
     /// are ending (or a hang-up reported as readable) only discards input,
     /// until the EOF that lets it close.
     pub fn takes_input(&mut self, n: usize) -> bool {
-        let open = self.phase == Phase::Open;
-        if n == 0 {
-            self.phase = Phase::Draining; // flush what is owed, then close
-            if !open {
-                self.outb = Vec::new();
-            }
+        let read = self.phase.after_read(n);
+        self.phase = read.phase;
+        if read.drop_unsent {
+            self.outb = Vec::new();
         }
-        open
+        read.answer
     }
 
     /// Send `reply` now if nothing is queued ahead of it, else queue it
@@ -181,20 +161,16 @@ impl Conn {
     /// last reply, the client reads EOF); a closing one gets our FIN now and
     /// lingers. An error means: close it now, for the reason it gives.
     pub fn next(&mut self, owes: bool, calls: &mut Syscalls) -> io::Result<Next> {
-        if !self.outb.is_empty() || owes {
-            return Ok(Next::Stay);
-        }
-        match self.phase {
-            Phase::Draining => Err(io::Error::other("client done")),
-            Phase::Closing(reason) => {
-                let why = format!("{reason}: the last reply is sent, our FIN");
-                if calls.shutdown_write(self.raw(), &why).is_err() {
+        match self.phase.settled(!self.outb.is_empty() || owes) {
+            Settled::Stay => Ok(Next::Stay),
+            Settled::Close => Err(io::Error::other("client done")),
+            Settled::ShutDown(reason) => {
+                if calls.shutdown_write(self.raw(), &life::our_fin(reason)).is_err() {
                     return Err(io::Error::other("shutdown failed"));
                 }
                 self.phase = Phase::Lingering;
                 Ok(Next::Linger)
             }
-            Phase::Open | Phase::Lingering => Ok(Next::Stay),
         }
     }
 
@@ -202,13 +178,8 @@ impl Conn {
     /// (and `may_read`: no guard holds it back) or lingers; WRITE only while
     /// replies wait for room in the kernel's send buffer.
     pub fn interest(&self, may_read: bool) -> Events {
-        let reading = match self.phase {
-            Phase::Open => may_read,
-            Phase::Lingering => true,
-            Phase::Draining | Phase::Closing(_) => false,
-        };
         let mut events = Events::NONE;
-        if reading {
+        if self.phase.reads(may_read) {
             events |= EVENT_READ;
         }
         // The bug (`--bug always-writable`): EVENT_WRITE asked for with

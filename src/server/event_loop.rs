@@ -16,11 +16,11 @@
 //! only while the send buffer is full (`update`); a [`Handler`] answers (inline,
 //! or hybrid's pool); the guards (`guards.rs`) are called as `self.guards.NAME`.
 
-use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::RawFd};
+use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::OwnedFd, os::fd::RawFd};
 
 use super::{config::Config, handler::Handler, handler::Input, summary::Summary, summary::Totals};
-use super::{conn::Conn, conn::Next, conn::Phase, deadlines::Due, guards::Guards};
-use super::{signals, syscalls::Syscalls};
+use super::{conn::Conn, conn::Next, deadlines::Due, guards::Guards, life::Phase};
+use super::{signals, spare_fd::Accepting, syscalls::Syscalls};
 use crate::bugs::Bug;
 use crate::protocol;
 use crate::selector::{Backend, Events, Selector, EVENT_READ};
@@ -99,12 +99,14 @@ impl<H: Handler> EventLoop<H> {
     /// non-blocking (but for `--bug blocking-client`) and close-on-exec; register it.
     fn accept(&mut self) {
         while let Some(listener) = &self.listener {
-            let (spare, selector) = (&mut self.guards.spare, &mut self.selector);
             let (fd, addr) = match self.calls.accept(listener, !Bug::BlockingClient.is_on()) {
                 Ok(accepted) => accepted,
                 // EAGAIN: that was all. Out of fds: see `spare_fd.rs`.
-                Err(e) if spare.go_on(&e, listener, selector, &mut self.calls) => continue,
-                Err(_) => return,
+                Err(e) => match self.guards.spare.after_accept(&e, listener, &mut self.calls) {
+                    Accepting::GoOn => continue,
+                    Accepting::Stop => return,
+                    Accepting::Park => return self.watch_listener(Events::NONE),
+                },
             };
             let conn = Conn::new(fd, addr);
             let (raw, id) = (conn.raw(), conn.id);
@@ -213,7 +215,16 @@ impl<H: Handler> EventLoop<H> {
         self.guards.deadlines.forget(fd);
         self.guards.limits.forget(fd);
         self.handler.forget(fd);
-        self.guards.spare.restore(self.listener.as_ref(), &mut self.selector); // an fd is free
+        if self.guards.spare.fd_freed() {
+            self.watch_listener(EVENT_READ); // parked for want of an fd: one is free
+        }
+    }
+
+    /// Park the listener (no events: out of fds, see `spare_fd.rs`), or watch it again.
+    fn watch_listener(&mut self, events: Events) {
+        if let Some(listener) = &self.listener {
+            let _ = self.selector.modify(listener.as_raw_fd(), events);
+        }
     }
 
     /// SIGUSR1 prints the counters; SIGINT/SIGTERM stop accepting and end
@@ -225,7 +236,11 @@ impl<H: Handler> EventLoop<H> {
             eprintln!("{}", now.stats_line());
         }
         if let Some(listener) = self.listener.take_if(|_| heard.stop) {
-            signals::stop_accepting(listener, &mut self.selector, &mut self.calls)?;
+            // The graceful stop's first step: unregister and close the
+            // listener. The kernel refuses connections still in its backlog
+            // from then on; the clients, ended one by one, finish what they sent.
+            self.selector.unregister(listener.as_raw_fd())?;
+            self.calls.close(OwnedFd::from(listener), signals::STOP_ACCEPTING);
             for fd in self.selector.keys().map(|key| key.fd).collect::<Vec<_>>() {
                 self.end(fd, "server stopping", b"");
             }

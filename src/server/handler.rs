@@ -13,6 +13,10 @@
 //! A trait, because this is a true seam: the loop calls the same few methods
 //! and does not know which of the two it has. Every method but
 //! [`Handler::input`] has a default that suits the inline handler.
+//!
+//! Whoever runs it, the answer itself is one function, [`answer`], with the
+//! command line's [`Rules`]: the blocking loop of the `blocking`, `threads`
+//! and `pool` modes calls it too, so no two modes can answer differently.
 
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -93,23 +97,38 @@ pub trait Handler {
     fn finish(&mut self) {}
 }
 
-/// The course's handler: answer on the loop's own thread, at once.
-pub struct Inline {
+/// What the handler is told on the command line: `--echo`, `--max-line`
+/// (with its bug), `--work-ms`. Every mode answers with these rules and
+/// [`answer`]: the event loop's [`Inline`] handler, hybrid's workers, uring's
+/// loop (through `Inline` too), and the blocking loop the `blocking`,
+/// `threads` and `pool` modes run for each client.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
     echo: bool,
     max_line: usize,
     work: Duration,
 }
 
-impl Inline {
-    /// An inline handler for `--echo`, `--max-line` and `--work-ms`.
-    pub fn new(config: &Config) -> Inline {
-        Inline { echo: config.echo, max_line: line_limit(config), work: config.work }
+impl Rules {
+    /// The rules of `config`.
+    pub fn new(config: &Config) -> Rules {
+        Rules { echo: config.echo, max_line: line_limit(config), work: config.work }
+    }
+
+    /// The longest line a client may send ([`line_limit`]).
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+
+    /// Raw echo: bytes, not lines.
+    pub fn echo(&self) -> bool {
+        self.echo
     }
 }
 
 /// The longest line a client may send, `--max-line`: the guard that keeps a
 /// client from growing its `inb` without end. Past it, the line is refused
-/// with `error: line too long` before more of it is buffered (`answer`,
+/// with `error: line too long` before more of it is buffered ([`answer`],
 /// `protocol::respond`; hybrid's batches too).
 pub fn line_limit(config: &Config) -> usize {
     // The bug (`--bug no-line-limit`): no limit, so a line without a newline
@@ -120,32 +139,77 @@ pub fn line_limit(config: &Config) -> usize {
     config.max_line
 }
 
+/// The one place a request becomes its reply, in every mode.
+///
+/// `inb` holds the start of a line that was waiting (the course's
+/// `data.inb`), `fresh` what just arrived, `eof` whether the client has shut
+/// down its side. Every complete line is answered into `replies`
+/// ([`protocol::respond`]); what is left of an unfinished line stays in
+/// `inb`. At EOF the last line, sent without a newline, is answered too
+/// ([`protocol::respond_final`]): nothing a client sends is lost.
+///
+/// `--work-ms` is the time the handler spends on each request, slept right
+/// here on the caller's thread: per line answered, or, in raw echo (where
+/// there are no lines), once per batch of bytes echoed. So the same client
+/// waits the same in every mode; what differs is who else waits with it
+/// (everyone, on an event loop's thread: that is the lesson).
+pub fn answer(
+    rules: &Rules,
+    inb: &mut Vec<u8>,
+    fresh: &[u8],
+    eof: bool,
+    replies: &mut Vec<u8>,
+) -> Handled {
+    let (requests, handled) = if rules.echo {
+        replies.extend_from_slice(fresh); // RFC 862: every byte back
+        (u32::from(!fresh.is_empty()), Handled::default())
+    } else {
+        let mut handled = answer_lines(inb, fresh, replies, rules.max_line);
+        if eof && handled.close.is_none() {
+            if !inb.is_empty() {
+                protocol::respond_final(inb, replies);
+                handled.lines += 1;
+            }
+            *inb = Vec::new();
+        }
+        (u32::try_from(handled.lines).unwrap_or(u32::MAX), handled)
+    };
+    if !rules.work.is_zero() && requests > 0 {
+        // The slow handler: its thread does nothing else meanwhile.
+        std::thread::sleep(rules.work.saturating_mul(requests));
+    }
+    handled
+}
+
+/// The course's handler: answer on the loop's own thread, at once.
+pub struct Inline {
+    rules: Rules,
+}
+
+impl Inline {
+    /// An inline handler for `--echo`, `--max-line` and `--work-ms`.
+    pub fn new(config: &Config) -> Inline {
+        Inline { rules: Rules::new(config) }
+    }
+}
+
 impl Handler for Inline {
+    /// Answered at once ([`answer`]). With `--work-ms`, the sleep happens
+    /// right here in the loop: every other client waits while this one
+    /// "computes". That is the lesson.
     fn input(&mut self, input: Input<'_>, replies: &mut Vec<u8>) -> Handled {
-        if self.echo {
-            replies.extend_from_slice(input.fresh); // RFC 862: every byte back
-            return Handled::default();
-        }
-        if input.eof {
-            // The client shut down its side: its last unterminated line, if
-            // any, is answered too.
-            protocol::respond_final(input.inb, replies);
-            *input.inb = Vec::new();
-            return Handled::default();
-        }
-        let handled = answer(input.inb, input.fresh, replies, self.max_line);
-        if !self.work.is_zero() && handled.lines > 0 {
-            // The slow handler, run right here in the loop: every other
-            // client waits while this one "computes". That is the lesson.
-            std::thread::sleep(self.work * handled.lines as u32);
-        }
-        handled
+        answer(&self.rules, input.inb, input.fresh, input.eof, replies)
     }
 }
 
 /// Answer the complete lines of `inb` + `fresh` into `replies`, keeping the
 /// unfinished last line in `inb`.
-fn answer(inb: &mut Vec<u8>, fresh: &[u8], replies: &mut Vec<u8>, max_line: usize) -> Handled {
+fn answer_lines(
+    inb: &mut Vec<u8>,
+    fresh: &[u8],
+    replies: &mut Vec<u8>,
+    max_line: usize,
+) -> Handled {
     let answered = if inb.is_empty() {
         // The common case: no partial line was waiting, so the read buffer
         // is parsed where it is, and only an unfinished last line is copied.

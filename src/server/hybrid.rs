@@ -8,7 +8,7 @@
 //! two jobs, the *half-sync/half-async* pattern:
 //!
 //! - the event loop ([`super::event_loop`], unchanged) owns every connection
-//!   and does all the accepting, reading and writing; this [`Pool`] is its
+//!   and does all the accepting, reading and writing; this [`WorkerPool`] is its
 //!   [`Handler`], so the loop hands it the requests and takes the replies
 //!   back (`handler.rs` is the seam);
 //! - a fixed pool of `--workers` threads runs only the handler (`--work-ms`);
@@ -43,10 +43,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use super::config::Config;
-use super::handler::{self, Handled, Handler, Input};
-use super::syscalls::Syscalls;
+use super::handler::{self, Handled, Handler, Input, Rules};
+use super::syscalls::{Call, Syscalls};
 use crate::bugs::Bug;
-use crate::protocol::{self, find_newline};
+use crate::protocol::find_newline;
 use crate::trace;
 
 /// How much a client may send ahead while a worker has its earlier
@@ -94,7 +94,7 @@ enum Slot {
 }
 
 /// The worker threads and their queue: hybrid mode's [`Handler`].
-pub struct Pool {
+pub struct WorkerPool {
     jobs: Option<SyncSender<Job>>,
     outbox: Arc<Outbox>,
     workers: Vec<thread::JoinHandle<()>>,
@@ -102,13 +102,13 @@ pub struct Pool {
     slots: Vec<Slot>,
     /// Jobs that found the queue full, in arrival order.
     waiting: VecDeque<Job>,
-    echo: bool,
-    max_line: usize,
+    /// `--echo` and `--max-line`, which decide how much of `inb` a job takes.
+    rules: Rules,
 }
 
-impl Pool {
+impl WorkerPool {
     /// Start `n` workers, each waiting for jobs.
-    pub fn start(n: usize, config: &Config) -> io::Result<Pool> {
+    pub fn start(n: usize, config: &Config) -> io::Result<WorkerPool> {
         let (jobs, queue) = mpsc::sync_channel::<Job>(2 * n);
         let queue = Arc::new(Mutex::new(queue));
         let outbox = Arc::new(Outbox {
@@ -118,26 +118,25 @@ impl Pool {
         });
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
-            let (queue, outbox, config) = (Arc::clone(&queue), Arc::clone(&outbox), config.clone());
-            let started = Syscalls::new(config.trace);
+            let (queue, outbox, rules) =
+                (Arc::clone(&queue), Arc::clone(&outbox), Rules::new(config));
+            let calls = Syscalls::new(config.trace);
             let worker = thread::Builder::new()
                 .name(format!("worker-{i}"))
                 .stack_size(64 * 1024)
                 .spawn(move || {
-                started
-                    .narrate_clone(&format!("worker {i}: runs handlers, never touches a socket"));
-                work(i, &queue, &outbox, &config);
+                calls.narrate_clone(&format!("worker {i}: runs handlers, never touches a socket"));
+                work(i, &queue, &outbox, &rules, &calls);
             })?;
             workers.push(worker);
         }
-        Ok(Pool {
+        Ok(WorkerPool {
             jobs: Some(jobs),
             outbox,
             workers,
             slots: Vec::new(),
             waiting: VecDeque::new(),
-            echo: config.echo,
-            max_line: handler::line_limit(config),
+            rules: Rules::new(config),
         })
     }
 
@@ -173,7 +172,7 @@ impl Pool {
     }
 }
 
-impl Handler for Pool {
+impl Handler for WorkerPool {
     /// Hand back the replies a worker finished for this client, if any;
     /// then give its next complete lines to the pool, unless a worker
     /// already has some of its requests (order) or they wait for room.
@@ -194,7 +193,8 @@ impl Handler for Pool {
         if handled.close.is_some() {
             return handled; // a line too long: no more work for this client
         }
-        let (cut, last) = next_batch(input.inb, input.eof, self.echo, self.max_line);
+        let (cut, last) =
+            next_batch(input.inb, input.eof, self.rules.echo(), self.rules.max_line());
         if cut == 0 {
             return handled; // no complete line yet (or, at EOF, nothing left)
         }
@@ -232,16 +232,9 @@ impl Handler for Pool {
     /// connections waiting for it, the longest-waiting first.
     fn finished(&mut self, calls: &mut Syscalls) -> Vec<RawFd> {
         let r = self.outbox.waker.drain();
-        calls.read += 1;
-        if calls.trace {
-            let call = self.outbox.waker.narrate_read(r.as_deref().ok());
-            let result = trace::result(r.as_ref().map(|taken| taken.len() as i64));
-            trace::line(
-                format_args!("{call}"),
-                &result,
-                format_args!("workers have finished work"),
-            );
-        }
+        let call = self.outbox.waker.narrate_read(r.as_deref().ok());
+        let result = trace::result(r.as_ref().map(|taken| taken.len() as i64));
+        calls.made(Call::Read, &call, &result, "workers have finished work");
         let done = match self.outbox.finished.lock() {
             Ok(mut list) => mem::take(&mut *list),
             Err(_) => Vec::new(),
@@ -286,8 +279,8 @@ impl Handler for Pool {
 
     /// The workers started, and the wake-ups they wrote so far.
     fn count(&self, calls: &mut Syscalls) {
-        calls.clone += self.workers.len() as u64;
-        calls.write += self.outbox.wakes.load(Relaxed);
+        calls.count(Call::Clone, self.workers.len() as u64);
+        calls.count(Call::Write, self.outbox.wakes.load(Relaxed));
     }
 
     /// Close the queue and let the workers finish what they hold.
@@ -301,7 +294,13 @@ impl Handler for Pool {
 
 /// A worker: take a job, run the handler for each line, hand the replies
 /// back, wake the loop if it does not know yet.
-fn work(i: usize, queue: &Mutex<mpsc::Receiver<Job>>, outbox: &Outbox, config: &Config) {
+fn work(
+    i: usize,
+    queue: &Mutex<mpsc::Receiver<Job>>,
+    outbox: &Outbox,
+    rules: &Rules,
+    calls: &Syscalls,
+) {
     loop {
         // Hold the lock only while taking a job.
         let job = match queue.lock() {
@@ -309,24 +308,13 @@ fn work(i: usize, queue: &Mutex<mpsc::Receiver<Job>>, outbox: &Outbox, config: &
             Err(_) => return,
         };
         let Ok(job) = job else { return }; // queue closed: the server stops
-        let mut replies = Vec::new();
-        let (lines, too_long) = if config.echo {
-            replies.extend_from_slice(&job.requests);
-            (0, false)
-        } else {
-            let answered =
-                protocol::respond(&job.requests, &mut replies, handler::line_limit(config));
-            if job.last && !answered.too_long {
-                protocol::respond_final(&job.requests[answered.consumed..], &mut replies);
-            }
-            (answered.lines, answered.too_long)
-        };
-        if !config.work.is_zero() {
-            // The slow handler: only this worker waits.
-            thread::sleep(config.work * lines.max(1) as u32);
-        }
-        let close = too_long.then_some("line too long");
-        let done = Done { fd: job.fd, id: job.id, replies, handled: Handled { lines, close } };
+
+        // The job's lines are handed over as fresh input, with nothing
+        // waiting before them; at the client's EOF (`last`) the line without
+        // a newline is answered too. With `--work-ms`, only this worker sleeps.
+        let (mut replies, mut rest) = (Vec::new(), Vec::new());
+        let handled = handler::answer(rules, &mut rest, &job.requests, job.last, &mut replies);
+        let done = Done { fd: job.fd, id: job.id, replies, handled };
         let first = match outbox.finished.lock() {
             Ok(mut list) => {
                 list.push(done);
@@ -337,16 +325,13 @@ fn work(i: usize, queue: &Mutex<mpsc::Receiver<Job>>, outbox: &Outbox, config: &
         // Only the first finisher since the loop last looked needs to wake
         // it; the others' work is picked up in the same pass.
         if first {
+            // Counted here, for the loop to add up (`count`); narrated now.
             outbox.wakes.fetch_add(1, Relaxed);
             let r = outbox.waker.wake();
-            if config.trace {
-                let call = outbox.waker.narrate_write();
+            if calls.tracing() {
                 let why = format!("worker {i}: work for fd {} done, wake the loop", job.fd);
-                trace::line(
-                    format_args!("{call}"),
-                    &trace::result(r.as_ref().map(|&n| n as i64)),
-                    format_args!("{why}"),
-                );
+                let result = trace::result(r.as_ref().map(|&n| n as i64));
+                calls.narrate(&outbox.waker.narrate_write(), &result, &why);
             }
         }
     }

@@ -44,6 +44,7 @@ pub mod event_loop;
 pub mod guards;
 pub mod handler;
 pub mod hybrid;
+pub mod life;
 pub mod limits;
 pub mod reuseport;
 pub mod signals;
@@ -321,7 +322,7 @@ fn run(listener: TcpListener, mode: Mode, config: &Config) -> io::Result<Summary
         Mode::Uring => unreachable!("not in this build: check() refuses it"),
         Mode::Hybrid => {
             let n = config.pool_size();
-            let pool = hybrid::Pool::start(n, config).map_err(|e| {
+            let pool = hybrid::WorkerPool::start(n, config).map_err(|e| {
                 let attempt = format!("start {}", plural(n as u64, "worker", "workers"));
                 words::failed(attempt, e, Some("fewer --workers?"))
             })?;

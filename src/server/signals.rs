@@ -17,14 +17,12 @@
 //! their own (see `threaded.rs`).
 
 use std::io;
-use std::net::TcpListener;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::Signal;
 
 use super::syscalls::Syscalls;
-use crate::selector::Selector;
 
 /// The signals a server listens for.
 const SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1];
@@ -91,19 +89,9 @@ impl Signals {
     }
 }
 
-/// The graceful stop's first step: unregister and close the listener. The
-/// kernel refuses connections still in its backlog from then on, and the
-/// event loop's clients, ended one by one, finish what they sent.
-pub fn stop_accepting<R>(
-    listener: TcpListener,
-    selector: &mut Selector<R>,
-    calls: &mut Syscalls,
-) -> io::Result<()> {
-    selector.unregister(listener.as_raw_fd())?;
-    let why = "stop accepting: the kernel refuses the backlog from now on";
-    calls.close(OwnedFd::from(listener), why);
-    Ok(())
-}
+/// What `--trace` says as the listener is closed, the graceful stop's first
+/// step (the event loops do it, each its own way).
+pub const STOP_ACCEPTING: &str = "stop accepting: the kernel refuses the backlog from now on";
 
 /// Hold SIGINT, SIGTERM and SIGUSR1 pending, in this thread and every
 /// thread it starts, until [`Signals::install`] has its handler in place

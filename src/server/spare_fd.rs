@@ -21,12 +21,27 @@ use std::os::fd::AsRawFd;
 use super::syscalls::Syscalls;
 use crate::bugs::Bug;
 use crate::protocol;
-use crate::selector::{Events, Selector, EVENT_READ};
 use crate::words;
 
 /// The one fd held in reserve.
 pub struct SpareFd {
     file: Option<File>,
+}
+
+/// What the loop does after a failed `accept`, as [`SpareFd::after_accept`]
+/// decides. The guard only decides (and refuses a client with the spare);
+/// the loop acts, each its own way: the selector loop asks for no events on
+/// the listener to park it, the io_uring loop leaves its accept unarmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepting {
+    /// Accept again: more clients may be waiting.
+    GoOn,
+    /// Back to the wait: the queue is empty, or the error is not one to
+    /// retry.
+    Stop,
+    /// Out of fds with no spare to refuse a client with: stop watching the
+    /// listener until a client leaves ([`SpareFd::fd_freed`] says when).
+    Park,
 }
 
 impl SpareFd {
@@ -35,53 +50,43 @@ impl SpareFd {
         SpareFd { file: File::open("/dev/null").ok() }
     }
 
-    /// `accept` failed with `e`: whether to go on accepting. EAGAIN: the
-    /// queue is empty, stop. A client that gave up before we accepted it
-    /// (ECONNABORTED), or a signal (EINTR): go on. Out of fds (the process's
-    /// table, EMFILE, or the system's, ENFILE): refuse one client with the spare.
-    pub fn go_on<R>(
+    /// `accept` failed with `e`: what now. EAGAIN: the queue is empty,
+    /// stop. A client that gave up before we accepted it (ECONNABORTED), or
+    /// a signal (EINTR): go on. Out of fds (the process's table, EMFILE, or
+    /// the system's, ENFILE): refuse one client with the spare, and go on
+    /// while the spare comes back; park when it does not.
+    pub fn after_accept(
         &mut self,
         e: &io::Error,
         listener: &TcpListener,
-        selector: &mut Selector<R>,
         calls: &mut Syscalls,
-    ) -> bool {
+    ) -> Accepting {
         match e.raw_os_error() {
             // The bug (`--bug no-spare-fd`): back to the wait with the client
             // still queued, so the listener is still readable: a spin.
-            Some(libc::EMFILE | libc::ENFILE) if Bug::NoSpareFd.is_on() => false,
-            Some(libc::EMFILE | libc::ENFILE) => self.refuse(listener, selector, calls),
-            Some(libc::ECONNABORTED | libc::EINTR) => true,
-            _ if e.kind() == io::ErrorKind::WouldBlock => false,
+            Some(libc::EMFILE | libc::ENFILE) if Bug::NoSpareFd.is_on() => Accepting::Stop,
+            Some(libc::EMFILE | libc::ENFILE) => {
+                let refused = self.refuse_one(listener, calls);
+                match self.file {
+                    None => Accepting::Park,
+                    Some(_) if refused => Accepting::GoOn,
+                    Some(_) => Accepting::Stop,
+                }
+            }
+            Some(libc::ECONNABORTED | libc::EINTR) => Accepting::GoOn,
+            _ if e.kind() == io::ErrorKind::WouldBlock => Accepting::Stop,
             _ => {
                 eprintln!("cannot accept a client: {}", words::cause(e));
-                false
+                Accepting::Stop
             }
         }
     }
 
-    /// Out of fds: free the spare, accept the waiting client with it, tell
-    /// it we are busy, close it, and take the spare back. Returns whether to
-    /// go on accepting. With no spare to be had, the listener is parked.
-    fn refuse<R>(
-        &mut self,
-        listener: &TcpListener,
-        selector: &mut Selector<R>,
-        calls: &mut Syscalls,
-    ) -> bool {
-        let refused = self.refuse_one(listener, calls);
-        if self.file.is_none() {
-            let _ = selector.modify(listener.as_raw_fd(), Events::NONE);
-        }
-        refused && self.file.is_some()
-    }
-
-    /// The refusal itself, with no selector to park the listener in (uring
-    /// mode parks it its own way): free the spare, accept one waiting client
-    /// with it, tell it we are busy, close it, and take the spare back.
-    /// Returns whether a client was refused; [`SpareFd::is_held`] says
-    /// whether the spare came back.
-    pub fn refuse_one(&mut self, listener: &TcpListener, calls: &mut Syscalls) -> bool {
+    /// Out of fds: free the spare, accept one waiting client with it, tell
+    /// it we are busy, close it, and take the spare back (it may be lost
+    /// when another thread took the fd it freed). Returns whether a client
+    /// was refused.
+    fn refuse_one(&mut self, listener: &TcpListener, calls: &mut Syscalls) -> bool {
         let refused = match self.file.take() {
             None => false,
             Some(spare) => {
@@ -102,31 +107,15 @@ impl SpareFd {
         refused
     }
 
-    /// Whether the spare is held (it may be lost when another thread took
-    /// the fd it freed).
-    pub fn is_held(&self) -> bool {
-        self.file.is_some()
-    }
-
-    /// An fd is free: take the spare back if it was lost. Returns whether
-    /// it is held now.
-    pub fn reopen(&mut self) -> bool {
-        if self.file.is_none() {
-            self.file = File::open("/dev/null").ok();
-        }
-        self.file.is_some()
-    }
-
-    /// A client left, so an fd is free: take the spare back if it was lost,
-    /// and watch the listener again if it was parked for want of it.
-    pub fn restore<R>(&mut self, listener: Option<&TcpListener>, selector: &mut Selector<R>) {
+    /// A client left, so an fd is free: take the spare back if it was lost.
+    /// Returns whether it had been (then a listener parked for want of it
+    /// may be watched again).
+    pub fn fd_freed(&mut self) -> bool {
         if self.file.is_some() {
-            return;
+            return false;
         }
         self.file = File::open("/dev/null").ok();
-        if let Some(listener) = listener {
-            let _ = selector.modify(listener.as_raw_fd(), EVENT_READ);
-        }
+        true
     }
 }
 

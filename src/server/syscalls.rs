@@ -9,32 +9,74 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::net;
 use crate::trace;
 use crate::words;
 
-/// Counters of the calls made, and whether to narrate them.
+/// Counters of the calls made, and whether to narrate them. The fields are
+/// private: a call is counted (and narrated) by making it here, or, for the
+/// few a mode must make itself, by telling this funnel ([`Syscalls::made`],
+/// [`Syscalls::count`]).
 #[derive(Default, Clone)]
 pub struct Syscalls {
-    pub trace: bool,
-    pub accept: u64,
-    pub read: u64,
-    pub send: u64,
-    pub shutdown: u64,
-    pub close: u64,
-    pub setsockopt: u64,
+    trace: bool,
+    accept: u64,
+    read: u64,
+    send: u64,
+    shutdown: u64,
+    close: u64,
+    setsockopt: u64,
     /// Threads started (`clone3` on Linux), in the thread modes.
-    pub clone: u64,
+    clone: u64,
     /// Hybrid mode: workers' `write(eventfd)` wake-ups of the loop.
-    pub write: u64,
+    write: u64,
+}
+
+/// A call a mode makes outside this funnel's wrappers, to be counted here:
+/// a thread's `clone3`, hybrid's `read` and `write` of its eventfd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Read,
+    Write,
+    Clone,
 }
 
 impl Syscalls {
     /// Counters that narrate when `trace` is set.
     pub fn new(trace: bool) -> Syscalls {
         Syscalls { trace, ..Syscalls::default() }
+    }
+
+    /// Whether calls are narrated (`--trace`).
+    pub fn tracing(&self) -> bool {
+        self.trace
+    }
+
+    /// Count `n` calls of `call` made elsewhere (a thread started, the
+    /// wake-ups hybrid's workers wrote).
+    pub fn count(&mut self, call: Call, n: u64) {
+        *match call {
+            Call::Read => &mut self.read,
+            Call::Write => &mut self.write,
+            Call::Clone => &mut self.clone,
+        } += n;
+    }
+
+    /// Count one call the caller made itself, and narrate it: `shown` as
+    /// strace prints it, its `result`, and why it was made.
+    pub fn made(&mut self, call: Call, shown: &str, result: &str, why: &str) {
+        self.count(call, 1);
+        self.narrate(shown, result, why);
+    }
+
+    /// Narrate a call counted elsewhere (by another thread, added up later
+    /// with [`Syscalls::count`]).
+    pub fn narrate(&self, shown: &str, result: &str, why: &str) {
+        if self.trace {
+            trace::line(format_args!("{shown}"), result, format_args!("{why}"));
+        }
     }
 
     /// `accept4(listener, ..., SOCK_CLOEXEC[|SOCK_NONBLOCK])`.
@@ -67,7 +109,7 @@ impl Syscalls {
             }
         }
         if let Ok((client, _)) = &r {
-            self.no_delay(client);
+            let _ = self.no_delay(client.as_fd(), "replies leave at once: no Nagle delay");
         }
         r
     }
@@ -75,15 +117,16 @@ impl Syscalls {
     /// `setsockopt(fd, SOL_TCP, TCP_NODELAY, [1], 4)`: turn off Nagle's
     /// algorithm, which holds a small segment back while an earlier one is
     /// unacknowledged, hoping to merge them. For a request/reply protocol that
-    /// only adds latency: each reply should leave at once.
-    fn no_delay(&mut self, fd: &OwnedFd) {
+    /// only adds latency: each reply should leave at once. On a listener,
+    /// Linux hands the option down to every socket accepted from it.
+    pub fn no_delay(&mut self, fd: BorrowedFd<'_>, why: &str) -> io::Result<()> {
         self.setsockopt += 1;
         let r = net::no_delay(fd);
         if self.trace {
             let call = format_args!("setsockopt({}, SOL_TCP, TCP_NODELAY, [1], 4)", fd.as_raw_fd());
-            let why = "replies leave at once: no Nagle delay";
             trace::line(call, &trace::result(r.as_ref().map(|()| 0)), format_args!("{why}"));
         }
+        r
     }
 
     /// `read(fd, buf, len)`: 0 is the client's EOF.

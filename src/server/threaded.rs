@@ -38,7 +38,7 @@ use super::blocking::serve_client;
 use super::config::Config;
 use super::signals;
 use super::summary::{Summary, Totals};
-use super::syscalls::Syscalls;
+use super::syscalls::{Call, Syscalls};
 use crate::words;
 
 /// Stack per client thread. The default is 2 MiB (8 MiB for the main
@@ -86,10 +86,10 @@ pub fn serve(
         })?
     };
     let mut calls = Syscalls::new(config.trace);
-    calls.clone += 1;
+    calls.count(Call::Clone, 1);
 
-    let pool = workers.map(|n| Pool::start(n, &shared)).transpose()?;
-    calls.clone += workers.unwrap_or(0) as u64;
+    let pool = workers.map(|n| ThreadPool::start(n, &shared)).transpose()?;
+    calls.count(Call::Clone, workers.unwrap_or(0) as u64);
     let mut handles = Vec::new();
     let mut next_id = 0u64;
     while !shared.stopping.load(SeqCst) {
@@ -124,10 +124,10 @@ pub fn serve(
         }
         Totals::add(&shared.totals.connections, 1);
         match &pool {
-            Some(pool) => pool.submit(Job { id, addr, stream }),
+            Some(pool) => pool.submit(Accepted { id, addr, stream }),
             None => {
                 let shared = Arc::clone(&shared);
-                let job = Job { id, addr, stream };
+                let job = Accepted { id, addr, stream };
                 let spawned = thread::Builder::new().stack_size(STACK_SIZE).spawn(move || {
                     let calls = Syscalls::new(shared.config.trace);
                     calls.narrate_clone(&format!("a new thread for client {}", job.addr));
@@ -135,7 +135,7 @@ pub fn serve(
                 });
                 match spawned {
                     Ok(handle) => {
-                        calls.clone += 1;
+                        calls.count(Call::Clone, 1);
                         handles.push(handle);
                     }
                     Err(e) => eprintln!("cannot start a thread for a client: {}", words::cause(&e)),
@@ -162,14 +162,14 @@ pub fn serve(
 }
 
 /// A connection handed to a thread.
-struct Job {
+struct Accepted {
     id: u64,
     addr: SocketAddr,
     stream: Arc<TcpStream>,
 }
 
 /// One client, then forget it and close it.
-fn serve_one(shared: &Shared, job: Job, mut calls: Syscalls) {
+fn serve_one(shared: &Shared, job: Accepted, mut calls: Syscalls) {
     let outcome =
         serve_client(&job.stream, &job.addr, &shared.config, &shared.totals, &mut calls, &|| false);
     let why = match outcome {
@@ -235,14 +235,14 @@ fn wake_target(mut addr: SocketAddr) -> SocketAddr {
 
 /// A fixed set of worker threads taking connections from a queue: the
 /// course's `ThreadPoolExecutor(max_workers=N)`.
-struct Pool {
-    queue: mpsc::Sender<Job>,
+struct ThreadPool {
+    queue: mpsc::Sender<Accepted>,
     workers: Vec<thread::JoinHandle<()>>,
 }
 
-impl Pool {
-    fn start(n: usize, shared: &Arc<Shared>) -> io::Result<Pool> {
-        let (queue, jobs) = mpsc::channel::<Job>();
+impl ThreadPool {
+    fn start(n: usize, shared: &Arc<Shared>) -> io::Result<ThreadPool> {
+        let (queue, jobs) = mpsc::channel::<Accepted>();
         let jobs = Arc::new(Mutex::new(jobs));
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
@@ -265,12 +265,12 @@ impl Pool {
                 })?;
             workers.push(worker);
         }
-        Ok(Pool { queue, workers })
+        Ok(ThreadPool { queue, workers })
     }
 
     /// Queue a connection. Like Python's executor, the queue is unbounded:
     /// with every worker busy, a new client waits here, connected but unserved.
-    fn submit(&self, job: Job) {
+    fn submit(&self, job: Accepted) {
         let _ = self.queue.send(job);
     }
 

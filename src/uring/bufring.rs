@@ -19,8 +19,8 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Release;
 
 use super::abi::{Buf, BufReg, IORING_REGISTER_PBUF_RING, IORING_UNREGISTER_PBUF_RING};
+use super::narrate;
 use super::sys::{self, Mapping};
-use super::trace;
 
 /// The page size mappings are aligned to, and the ring's memory rounded to.
 const PAGE: usize = 4096;
@@ -58,7 +58,7 @@ impl BufRing {
         }
         let entries = (count as usize * size_of::<Buf>()).next_multiple_of(PAGE);
         let len = entries + count as usize * size as usize;
-        let mem = trace::mmap_anonymous(trace, len)?;
+        let mem = narrate::mmap_anonymous(trace, len)?;
         let reg = BufReg {
             ring_addr: mem.addr(),
             ring_entries: u32::from(count),
@@ -68,7 +68,7 @@ impl BufRing {
         let r = sys::io_uring_register_buf_ring(ring, IORING_REGISTER_PBUF_RING, &reg);
         if trace {
             let why = format!("{count} provided buffers, group {group}");
-            trace::register(ring, "IORING_REGISTER_PBUF_RING", &reg, &r, &why);
+            narrate::register(ring, "IORING_REGISTER_PBUF_RING", &reg, &r, &why);
         }
         r?;
         let mut bufs = BufRing { mem, group, count, size, tail: 0, given: 0 };
@@ -137,10 +137,10 @@ impl BufRing {
         let r = sys::io_uring_register_buf_ring(ring, IORING_UNREGISTER_PBUF_RING, &reg);
         if trace {
             let why = format!("group {}: no receive picks a buffer now", self.group);
-            trace::register(ring, "IORING_UNREGISTER_PBUF_RING", &reg, &r, &why);
+            narrate::register(ring, "IORING_UNREGISTER_PBUF_RING", &reg, &r, &why);
         }
         if r.is_ok() {
-            trace::munmap(trace, &mut self.mem, "the provided buffers and their ring");
+            narrate::munmap(trace, &mut self.mem, "the provided buffers and their ring");
         }
     }
 }

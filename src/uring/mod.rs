@@ -20,19 +20,19 @@
 
 mod abi;
 mod bufring;
+mod narrate;
 pub mod op;
 mod ring;
 #[allow(unsafe_code)] // the ring's one funnel for raw calls and shared memory
 mod sys;
-mod trace;
 
 use std::io;
 
 pub use abi::{Cqe, Sqe, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE};
 pub use bufring::BufRing;
+pub use narrate::comment;
 pub use ring::{Entered, Options, Ring, Stats, Taskrun};
 pub use sys::accepted_fd;
-pub use trace::comment;
 
 /// Why io_uring_setup(2) failed, in one line a person can act on, with the
 /// errno and the contents of `/proc/sys/kernel/io_uring_disabled` (if it

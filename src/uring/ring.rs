@@ -25,7 +25,7 @@ use std::time::Duration;
 use super::abi::*;
 use super::bufring::BufRing;
 use super::sys::{self, Mapping};
-use super::{op, trace};
+use super::{narrate, op};
 
 /// What to ask of [`Ring::new`].
 #[derive(Clone, Copy, Debug)]
@@ -132,9 +132,9 @@ impl Ring {
         let (s, c) = (&params.sq_off, &params.cq_off);
         let sq_size = s.array as usize + params.sq_entries as usize * 4;
         let cq_size = c.cqes as usize + params.cq_entries as usize * size_of::<Cqe>();
-        let rings = trace::mmap(options.trace, &fd, sq_size.max(cq_size), IORING_OFF_SQ_RING)?;
+        let rings = narrate::mmap(options.trace, &fd, sq_size.max(cq_size), IORING_OFF_SQ_RING)?;
         let sqes_size = params.sq_entries as usize * size_of::<Sqe>();
-        let sqes = trace::mmap(options.trace, &fd, sqes_size, IORING_OFF_SQES)?;
+        let sqes = narrate::mmap(options.trace, &fd, sqes_size, IORING_OFF_SQES)?;
         let sq = Sq {
             head: s.head as usize,
             tail: s.tail as usize,
@@ -238,12 +238,12 @@ impl Ring {
         self.stats.waits += u64::from(min_complete > 0);
         self.stats.submitted += u64::from(consumed);
         if self.trace {
-            let call = trace::EnterCall { fd: self.fd(), to_submit, min_complete, flags };
-            trace::enter(&call, arg.as_ref(), &r, timeout);
+            let call = narrate::EnterCall { fd: self.fd(), to_submit, min_complete, flags };
+            narrate::enter(&call, arg.as_ref(), &r, timeout);
             for n in 0..consumed {
                 let slot = before.wrapping_add(n) & self.sq.mask;
                 let sqe: Sqe = self.sqes.read(slot as usize * size_of::<Sqe>());
-                trace::comment(format_args!(
+                narrate::comment(format_args!(
                     "sqe {} user_data={:#x}",
                     op::describe(&sqe),
                     sqe.user_data
@@ -283,7 +283,7 @@ impl Ring {
             }
             self.stats.overflows += 1;
             if self.trace {
-                trace::comment(format_args!(
+                narrate::comment(format_args!(
                     "IORING_SQ_CQ_OVERFLOW: the kernel holds completions back; enter to flush them"
                 ));
             }
@@ -328,10 +328,10 @@ impl Drop for Ring {
         if let Some(bufs) = &mut self.bufs {
             bufs.unregister(fd, self.trace);
         }
-        trace::munmap(self.trace, &mut self.sqes, "the SQE array");
-        trace::munmap(self.trace, &mut self.rings, "the SQ and CQ rings");
+        narrate::munmap(self.trace, &mut self.sqes, "the SQE array");
+        narrate::munmap(self.trace, &mut self.rings, "the SQ and CQ rings");
         if let Some(fd) = self.fd.take() {
-            trace::close(self.trace, fd, "the ring: every request still in it is cancelled");
+            narrate::close(self.trace, fd, "the ring: every request still in it is cancelled");
         }
     }
 }
@@ -353,7 +353,7 @@ fn setup(options: Options) -> io::Result<(OwnedFd, Params, Taskrun)> {
         let asked = params;
         let r = sys::io_uring_setup(options.entries, &mut params);
         if options.trace {
-            trace::setup(options.entries, &asked, &params, &r);
+            narrate::setup(options.entries, &asked, &params, &r);
         }
         match r {
             Ok(fd) => return Ok((fd, params, taskrun)),

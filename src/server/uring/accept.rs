@@ -9,15 +9,16 @@
 //! busy`, close, take the spare back), and the accept is *parked*: armed
 //! again when a client leaves (an fd is free), or after `PARK` at the latest.
 
+use std::io;
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{setsockopt, sockopt};
-
 use super::client::{Client, Kind, Shot, Token};
-use super::{op, Server};
+use super::{op, UringServer};
 use crate::protocol;
+use crate::server::signals;
+use crate::server::spare_fd::Accepting;
 use crate::server::summary::Totals;
 use crate::server::syscalls::Syscalls;
 use crate::uring::{self, Cqe, IORING_CQE_F_MORE};
@@ -30,21 +31,11 @@ const PARK: Duration = Duration::from_millis(100);
 /// the option down to every socket accepted from it, which saves a system
 /// call per client (the selector server makes one per accept).
 pub(super) fn no_delay(listener: &TcpListener, calls: &mut Syscalls) {
-    calls.setsockopt += 1;
-    let r = setsockopt(listener, sockopt::TcpNoDelay, &true).map_err(std::io::Error::from);
-    if calls.trace {
-        let fd = listener.as_raw_fd();
-        let call = format_args!("setsockopt({fd}, SOL_TCP, TCP_NODELAY, [1], 4)");
-        let why = "on the listener: every accepted socket inherits it (no Nagle delay)";
-        crate::trace::line(
-            call,
-            &crate::trace::result(r.as_ref().map(|()| 0)),
-            format_args!("{why}"),
-        );
-    }
+    let why = "on the listener: every accepted socket inherits it (no Nagle delay)";
+    let _ = calls.no_delay(listener.as_fd(), why);
 }
 
-impl Server {
+impl UringServer {
     /// Arm the multishot accept, if there is a listener and it is not armed.
     pub(super) fn arm_accept(&mut self) {
         let Some(listener) = &self.listener else { return };
@@ -115,11 +106,10 @@ impl Server {
     /// the accept (see the module's comment).
     fn out_of_fds(&mut self) {
         if let Some(listener) = &self.listener {
-            while self.guards.spare.refuse_one(listener, &mut self.calls) {
-                if !self.guards.spare.is_held() {
-                    break;
-                }
-            }
+            let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+            while self.guards.spare.after_accept(&emfile, listener, &mut self.calls)
+                == Accepting::GoOn
+            {}
         }
         self.parked_until = Some(Instant::now() + PARK);
     }
@@ -127,7 +117,7 @@ impl Server {
     /// A client left: an fd is free. Take the spare back, and resume a
     /// parked accept.
     pub(super) fn fd_freed(&mut self) {
-        self.guards.spare.reopen();
+        self.guards.spare.fd_freed();
         if self.parked_until.is_some() {
             self.arm_accept();
         }
@@ -164,8 +154,7 @@ impl Server {
 
     fn close_listener(&mut self) {
         if let Some(listener) = self.listener.take() {
-            let why = "stop accepting: the kernel refuses the backlog from now on";
-            self.calls.close(OwnedFd::from(listener), why);
+            self.calls.close(OwnedFd::from(listener), signals::STOP_ACCEPTING);
         }
     }
 }

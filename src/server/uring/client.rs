@@ -13,7 +13,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::spares::Spares;
-use crate::server::conn::Phase;
+use crate::server::life::Phase;
 
 /// What a completion is for: the top byte of its `user_data`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,19 +174,16 @@ impl Client {
     /// requests to answer, as the selector's `Conn::takes_input`: at EOF an
     /// open connection starts draining; one we are ending only discards.
     pub fn takes_input(&mut self, n: usize) -> bool {
-        let open = self.phase == Phase::Open;
-        if n == 0 {
-            self.phase = Phase::Draining;
-            if !open {
-                // The selector server drops the replies not sent yet; so do
-                // we, but for a send in flight, whose bytes the kernel holds.
-                self.outb = Vec::new();
-                if !self.send_in_flight {
-                    (self.sending, self.sent) = (Vec::new(), 0);
-                }
+        let read = self.phase.after_read(n);
+        self.phase = read.phase;
+        if read.drop_unsent {
+            // But for a send in flight, whose bytes the kernel holds.
+            self.outb = Vec::new();
+            if !self.send_in_flight {
+                (self.sending, self.sent) = (Vec::new(), 0);
             }
         }
-        open
+        read.answer
     }
 }
 

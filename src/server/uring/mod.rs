@@ -15,7 +15,7 @@
 //!
 //! The guards are the selector server's (`guards.rs`): deadlines, limits,
 //! the signal pipe (watched by a multishot poll) and the spare fd; so are
-//! the handler (`handler::Inline`), the connection's life (`conn::Phase`)
+//! the handler (`handler::Inline`), the connection's life (`life.rs`: `Phase`)
 //! and the counters.
 
 mod accept;
@@ -28,9 +28,10 @@ use std::os::fd::RawFd;
 use std::time::Instant;
 
 use super::handler::{Handler, Inline, Input};
+use super::life::{self, Phase, Settled};
 use super::summary::{Summary, Totals};
 use super::syscalls::Syscalls;
-use super::{conn::Phase, deadlines::Due, guards::Guards};
+use super::{deadlines::Due, guards::Guards};
 use crate::protocol;
 use crate::uring::{self, op, Cqe, Ring, Sqe, IORING_CQE_BUFFER_SHIFT};
 use crate::uring::{IORING_CQE_F_BUFFER, IORING_CQE_F_MORE};
@@ -56,7 +57,7 @@ pub fn serve(
     accept::no_delay(&listener, &mut calls);
     let guards = Guards::new(config)?;
     announce(&listener)?;
-    let mut server = Server {
+    let mut server = UringServer {
         ring,
         listener: Some(listener),
         accept: Shot::Off,
@@ -116,7 +117,7 @@ fn at(clients: &mut [Option<Client>], fd: RawFd) -> Option<&mut Client> {
     clients.get_mut(usize::try_from(fd).ok()?)?.as_mut()
 }
 
-struct Server {
+struct UringServer {
     ring: Ring,
     listener: Option<TcpListener>, // `None` once the server stops accepting
     accept: Shot,
@@ -140,7 +141,7 @@ struct Server {
     broken: Option<io::Error>,
 }
 
-impl Server {
+impl UringServer {
     /// Enter the ring (submit what is queued, wait for a completion or the
     /// nearest deadline), handle every completion, then the deadlines.
     fn serve_forever(&mut self) -> io::Result<()> {
@@ -276,7 +277,8 @@ impl Server {
         let handled = self.handler.input(input, &mut replies);
         Totals::add(&self.totals.lines, handled.lines);
         if let Some(reason) = handled.close {
-            (client.phase, client.inb) = (Phase::Closing(reason), Vec::new());
+            client.phase = client.phase.end(reason).unwrap_or(client.phase);
+            client.inb = Vec::new();
         }
         if client.inb.is_empty() {
             // The line is answered: its memory goes back to the pool, not
@@ -329,34 +331,29 @@ impl Server {
             }
             return;
         }
-        if client.pending() == 0 && !client.send_in_flight {
-            match client.phase {
-                Phase::Draining => return self.begin_close(fd, "client done"),
-                Phase::Closing(reason) => {
-                    let why = format!("{reason}: the last reply is sent, our FIN");
-                    if self.calls.shutdown_write(fd, &why).is_err() {
-                        return self.begin_close(fd, "shutdown failed");
-                    }
-                    client.phase = Phase::Lingering;
-                    self.guards.deadlines.linger(fd, u64::from(client.generation));
+        match client.phase.settled(client.pending() > 0 || client.send_in_flight) {
+            Settled::Stay => {}
+            Settled::Close => return self.begin_close(fd, "client done"),
+            Settled::ShutDown(reason) => {
+                if self.calls.shutdown_write(fd, &life::our_fin(reason)).is_err() {
+                    return self.begin_close(fd, "shutdown failed");
                 }
-                Phase::Open | Phase::Lingering => {}
+                client.phase = Phase::Lingering;
+                self.guards.deadlines.linger(fd, u64::from(client.generation));
             }
         }
-        let want = match client.phase {
-            Phase::Open => Some(self.guards.limits.may_read(fd, client.pending())),
-            Phase::Lingering => Some(true),
-            Phase::Draining | Phase::Closing(_) => None,
-        };
+        let may_read = self.guards.limits.may_read(fd, client.pending());
         let recv = client.token(Kind::Recv).encode();
-        let sqe = match (want, client.recv) {
-            (Some(true), Shot::Off) => {
+        let sqe = match (client.phase.reads(may_read), client.recv) {
+            (true, Shot::Off) => {
                 client.recv = Shot::Armed;
                 op::recv_multishot(fd, GROUP, recv)
             }
-            (Some(false), Shot::Armed) => {
+            (false, Shot::Armed) if client.phase == Phase::Open => {
                 // Backpressure: a multishot receive can only be paused by
-                // cancelling it.
+                // cancelling it. (A connection flushing before its close
+                // keeps its receive armed: the EOF or reset it brings is
+                // what lets the close happen.)
                 client.recv = Shot::Cancelling;
                 op::cancel(recv, client.token(Kind::Cancel).encode())
             }
@@ -368,10 +365,11 @@ impl Server {
     /// End client `fd` on purpose if it is open (returns whether), `last` its
     /// last reply: sent, then our FIN, then the lingering close.
     fn end(&mut self, fd: RawFd, reason: &'static str, last: &[u8]) -> bool {
-        let open =
-            at(&mut self.clients, fd).filter(|c| c.phase == Phase::Open && c.leaving.is_none());
-        let Some(client) = open else { return false };
-        (client.phase, client.inb) = (Phase::Closing(reason), Vec::new());
+        let Some(client) = at(&mut self.clients, fd).filter(|c| c.leaving.is_none()) else {
+            return false;
+        };
+        let Some(closing) = client.phase.end(reason) else { return false };
+        (client.phase, client.inb) = (closing, Vec::new());
         let mut reply = self.spares.take();
         reply.extend_from_slice(last);
         self.spares.give(client.queue(reply));
