@@ -31,7 +31,8 @@ pub struct Config {
     /// it at its own limit, net.core.somaxconn on Linux).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i32).range(1..=65535))]
     pub backlog: i32,
-    /// Milliseconds the handler spends before each reply: the slow-handler lesson.
+    /// Milliseconds the handler spends before each reply (per line; with --echo,
+    /// per batch of bytes): the slow-handler lesson.
     #[arg(long = "work-ms", value_name = "MS", default_value = "0", value_parser = millis)]
     pub work: Duration,
     /// Raw echo (RFC 862): send back every byte, no lines.
