@@ -260,7 +260,7 @@ mod tests {
     const EPOLL: &str = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1039\n\
         tfd:        8 events:       19 data:                8  pos:0 ino:933fe sdev:9\n\
         tfd:        3 events:       19 data:                3  pos:0 ino:933b8 sdev:9\n\
-        tfd:        5 events:   80000d data:                5  pos:0 ino:933b9 sdev:f\n";
+        tfd:        5 events:       1d data:                5  pos:0 ino:933b9 sdev:f\n";
 
     #[test]
     fn an_interest_list_is_read_line_by_line() {

@@ -11,7 +11,7 @@
 //! | stall | clients' requests unread in both readings, and no thread in its epoll wait |
 //! | accept-queue | connections waiting in a listener's accept queue in both readings |
 //! | close-wait | sockets in CLOSE_WAIT in both readings |
-//! | fd-limit | open fds above 90% of RLIMIT_NOFILE |
+//! | fd-limit | open fds above 90% of RLIMIT_NOFILE, with connections left in the accept queue in both readings |
 //! | stale-registration | an epoll entry for an fd no longer open, or reused |
 
 use std::collections::BTreeSet;
@@ -54,7 +54,7 @@ pub fn find(before: &Raw, now: &Raw, snapshot: &Snapshot) -> Vec<Problem> {
     stall(snapshot, &earlier, &mut problems);
     accept_queue(fds, &earlier, &mut problems);
     close_wait(fds, &earlier, &mut problems);
-    fd_limit(now, &mut problems);
+    fd_limit(now, fds, &earlier, &mut problems);
     stale(fds, &mut problems);
     problems
 }
@@ -71,7 +71,7 @@ fn always_writable(snapshot: &Snapshot, earlier: &[Fd], problems: &mut Vec<Probl
         idle_out(&snapshot.fds).intersection(&idle_out(earlier)).map(|(fd, _)| *fd).collect();
     let cpu = snapshot.cpu.percent;
     let voluntary = snapshot.switches.voluntary_per_sec;
-    let spinning = cpu >= 20.0 && voluntary < SPIN_SWITCHES_PER_CPU_SECOND * cpu / 100.0;
+    let spinning = cpu >= 10.0 && voluntary < SPIN_SWITCHES_PER_CPU_SECOND * cpu / 100.0;
     if lasting.is_empty() || !spinning {
         return;
     }
@@ -211,20 +211,36 @@ fn close_wait(fds: &[Fd], earlier: &[Fd], problems: &mut Vec<Problem>) {
     }
 }
 
-fn fd_limit(now: &Raw, problems: &mut Vec<Problem>) {
+fn fd_limit(now: &Raw, fds: &[Fd], earlier: &[Fd], problems: &mut Vec<Problem>) {
     let Some(limit) = now.fd_limit else { return };
     let open = now.fds.len() as u64;
-    if limit > 0 && open as f64 > FD_LIMIT_SHARE * limit as f64 {
-        problems.push(Problem {
-            id: "fd-limit",
-            detail: format!(
-                "{open} fds open of {limit} allowed (RLIMIT_NOFILE): the next accept may fail \
-                 with EMFILE"
-            ),
-            lab: Some("no-spare-fd"),
-            see: None,
-        });
+    if limit == 0 || open as f64 <= FD_LIMIT_SHARE * limit as f64 {
+        return;
     }
+    // Near the limit is harmless while every connection is taken: a server
+    // with a spare fd refuses the extra ones and its queue stays empty.
+    // Connections left waiting in the accept queue, a refresh apart, are
+    // the ones accept(2) fails on with EMFILE, again and again.
+    let stuck: u32 = fds
+        .iter()
+        .filter(|fd| fd.kind == Kind::Listener && fd.accept_queue.unwrap_or(0) > 0)
+        .filter(|fd| {
+            earlier.iter().any(|e| e.target == fd.target && e.accept_queue.unwrap_or(0) > 0)
+        })
+        .filter_map(|fd| fd.accept_queue)
+        .sum();
+    if stuck == 0 {
+        return;
+    }
+    problems.push(Problem {
+        id: "fd-limit",
+        detail: format!(
+            "{open} fds open of {limit} allowed (RLIMIT_NOFILE), and {stuck} connections wait \
+             to be accepted: accept fails with EMFILE while they stay queued"
+        ),
+        lab: Some("no-spare-fd"),
+        see: None,
+    });
 }
 
 fn stale(fds: &[Fd], problems: &mut Vec<Problem>) {
