@@ -220,7 +220,7 @@ pub fn fds(raw: &Raw) -> Vec<Fd> {
     for fd in fds.iter_mut().filter(|fd| fd.kind == Kind::Epoll) {
         let Some(raw_fd) = raw_by_fd.get(&fd.fd) else { continue };
         let entries = fdinfo::epoll_entries(&raw_fd.fdinfo);
-        let interest = entries
+        let interest: Vec<Interest> = entries
             .iter()
             .map(|entry| {
                 let now = inodes.get(&entry.tfd).copied();
@@ -249,6 +249,10 @@ pub fn fds(raw: &Raw) -> Vec<Fd> {
                 }
             })
             .collect();
+        // The kernel lists them in its own order (a red-black tree keyed by
+        // file address); by fd they read as a person counts.
+        let mut interest: Vec<Interest> = interest;
+        interest.sort_by_key(|entry| entry.fd);
         fd.interest = Some(interest);
     }
     for (member, membership) in memberships {
@@ -386,7 +390,17 @@ fn thread(raw: &crate::raw::RawThread, fds: &[Fd]) -> Thread {
                 };
                 (Some(name.clone()), Some(fd), format!("{name} on {what}"))
             } else {
-                (Some(name.clone()), None, name)
+                let doing = match name.as_str() {
+                    "futex" => "futex (waits for another thread)".to_string(),
+                    "clock_nanosleep" | "nanosleep" => {
+                        format!("{name} (asleep on a timer, on no fd)")
+                    }
+                    "poll" | "ppoll" | "select" | "pselect6" => {
+                        format!("{name} (its fds are behind a pointer: not readable from here)")
+                    }
+                    _ => name.clone(),
+                };
+                (Some(name), None, doing)
             }
         }
     };

@@ -15,8 +15,12 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
-/// What `/proc/PID/io` does not count, said wherever its rates are shown.
-pub const IO_NOTE: &str = "read/write family only: recvfrom, sendto, recvmsg, sendmsg not counted";
+/// What `/proc/PID/io` does not count: the footnote to the `*` of
+/// [`process_lines`], said wherever its rates are shown.
+pub const IO_NOTE: &str = "* /proc/PID/io counts read(2), write(2) and kin: recvfrom, sendto, \
+                           recvmsg, sendmsg are not counted";
+/// The same, for the live view's bottom line.
+pub const IO_NOTE_SHORT: &str = "* not counted: recvfrom, sendto, recvmsg, sendmsg";
 
 /// `2.1 MiB`.
 pub fn bytes(n: u64) -> String {
@@ -36,11 +40,10 @@ pub fn process_lines(s: &Snapshot) -> Vec<String> {
     };
     let limit = s.fd_limit.map_or("unlimited".to_string(), |l| l.to_string());
     let io = match s.io {
-        Some(io) => format!(
-            "read/write calls/s {:.0} / {:.0} ({IO_NOTE})",
-            io.reads_per_sec, io.writes_per_sec
-        ),
-        None => "read/write calls/s: /proc/PID/io unreadable".to_string(),
+        Some(io) => {
+            format!("read/write calls/s {:.0} / {:.0}*", io.reads_per_sec, io.writes_per_sec)
+        }
+        None => "read/write calls/s ?* (/proc/PID/io unreadable)".to_string(),
     };
     vec![
         format!("pid {}  {}", s.pid, s.command),
@@ -264,6 +267,7 @@ pub fn render(s: &Snapshot) -> String {
     for line in process_lines(s) {
         let _ = writeln!(out, "{line}");
     }
+    let _ = writeln!(out, "{IO_NOTE}");
     if let Some(hidden) = &s.syscalls_hidden {
         let _ = writeln!(out, "note: {hidden}");
     }

@@ -37,7 +37,11 @@ pub fn draw(frame: &mut Frame, snapshot: &Snapshot, status: &str) {
 
     // Fixed parts first (header, problems, the key line); the tables share
     // what is left, each in proportion to its rows.
-    let problem_rows = (problems.len().max(1) as u16 + 1).min(area.height / 4).max(2);
+    let wrapped: usize = problems
+        .iter()
+        .map(|line| line.chars().count().div_ceil(area.width.max(1) as usize).max(1))
+        .sum();
+    let problem_rows = (wrapped.max(1) as u16 + 1).min(area.height / 3).max(2);
     let weight = |rows: usize| rows as u16 + 2;
     let mut constraints = vec![Constraint::Length(header.len() as u16)];
     constraints.push(Constraint::Fill(weight(threads.rows.len())));
@@ -91,7 +95,10 @@ pub fn draw(frame: &mut Frame, snapshot: &Snapshot, status: &str) {
         Paragraph::new(lines).wrap(Wrap { trim: true }).block(section(&title)),
         problems_area,
     );
-    let keys = Line::from(vec![Span::from(" q").bold(), Span::from(format!(" quit   {status}"))]);
+    let keys = Line::from(vec![
+        Span::from(" q").bold(),
+        Span::from(format!(" quit   {status}   {}", text::IO_NOTE_SHORT)),
+    ]);
     frame.render_widget(
         Paragraph::new(keys).style(Style::new().add_modifier(Modifier::DIM)),
         take(),
