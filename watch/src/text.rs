@@ -155,7 +155,7 @@ pub fn epoll_sets(s: &Snapshot) -> Table {
                 epoll.fd.to_string(),
                 entry.fd.to_string(),
                 if events.is_empty() { "-".to_string() } else { events.join("|") },
-                entry.data.to_string(),
+                format!("{:#x}", entry.data),
                 if entry.stale { format!("STALE ({})", entry.what) } else { entry.what.clone() },
             ]);
         }
