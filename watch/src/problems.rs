@@ -276,3 +276,106 @@ fn fd_list(fds: &[i32]) -> String {
         _ => format!("fds {}", list.join(", ")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::snapshot;
+    use crate::raw::{RawFd, RawSyscall, RawThread, TcpRow};
+
+    /// An event-loop server: listener fd 3, epoll fd 4 holding it and
+    /// client fd 8; the loop's thread as given.
+    fn server(at_ms: u64, syscall: RawSyscall, client_rx: u32, client_state: &str) -> Raw {
+        let socket = |fd: i32, inode: u64| RawFd {
+            fd,
+            target: format!("socket:[{inode}]"),
+            fdinfo: format!("pos:\t0\nflags:\t02004002\nmnt_id:\t10\nino:\t{inode}\n"),
+        };
+        let row = |inode: u64, state: &str, rx: u32| TcpRow {
+            local: "127.0.0.1:8000".into(),
+            remote: if state == "LISTEN" { "0.0.0.0:0" } else { "127.0.0.1:5000" }.into(),
+            state: state.into(),
+            rx_queue: rx,
+            tx_queue: 0,
+            inode,
+        };
+        Raw {
+            pid: 10,
+            command: "server".into(),
+            at_ms,
+            fd_limit: Some(1024),
+            threads: vec![RawThread {
+                tid: 10,
+                name: "server".into(),
+                state: 'S',
+                wchan: "do_epoll_wait".into(),
+                syscall,
+            }],
+            fds: vec![
+                socket(3, 100),
+                RawFd {
+                    fd: 4,
+                    target: "anon_inode:[eventpoll]".into(),
+                    fdinfo: "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1039\n\
+                             tfd:        3 events:       19 data:                3  pos:0 ino:64 sdev:9\n\
+                             tfd:        8 events:       19 data:                8  pos:0 ino:c8 sdev:9\n"
+                        .into(),
+                },
+                socket(8, 200),
+            ],
+            tcp: vec![row(100, "LISTEN", 0), row(200, client_state, client_rx)],
+            ..Raw::default()
+        }
+    }
+
+    fn ids(before: &Raw, now: &Raw) -> Vec<&'static str> {
+        snapshot(before, now).problems.iter().map(|p| p.id).collect()
+    }
+
+    const HANDLER: RawSyscall = RawSyscall::Call { nr: 230, name: None, args: [0; 6] };
+
+    #[test]
+    fn an_entry_for_a_closed_fd_is_stale() {
+        // An entry 9 (inode 0x12c) with no fd 9 behind it.
+        let mut now = server(500, RawSyscall::Running, 0, "ESTABLISHED");
+        now.fds[1].fdinfo.push_str(
+            "tfd:        9 events:       19 data:                9  pos:0 ino:12c sdev:9\n",
+        );
+        let snap = snapshot(&server(0, RawSyscall::Running, 0, "ESTABLISHED"), &now);
+        let interest = snap.fds.iter().find_map(|fd| fd.interest.clone()).unwrap();
+        assert_eq!(
+            interest.iter().map(|e| (e.fd, e.stale)).collect::<Vec<_>>(),
+            [(3, false), (8, false), (9, true)]
+        );
+        assert_eq!(snap.problems.iter().map(|p| p.id).collect::<Vec<_>>(), ["stale-registration"]);
+    }
+
+    #[test]
+    fn an_entry_whose_fd_now_names_another_file_is_stale() {
+        let mut now = server(500, RawSyscall::Running, 0, "ESTABLISHED");
+        now.fds[2].fdinfo = now.fds[2].fdinfo.replace("ino:\t200", "ino:\t201");
+        let snap = snapshot(&now, &now);
+        let entry = snap.fds.iter().find_map(|fd| fd.interest.clone()).unwrap()[1].clone();
+        assert!(entry.stale && entry.what.contains("another file"), "{entry:?}");
+    }
+
+    #[test]
+    fn what_must_last_is_asked_of_both_readings() {
+        let calm = server(0, HANDLER, 0, "ESTABLISHED");
+        let unread = server(500, HANDLER, 40, "ESTABLISHED");
+        assert_eq!(ids(&calm, &unread), Vec::<&str>::new(), "unread once: not yet a stall");
+        assert_eq!(ids(&unread, &unread), ["stall"]);
+        // In its wait, the loop is not stalled, whatever is unread.
+        let mut waiting = unread.clone();
+        waiting.threads[0].syscall =
+            RawSyscall::Call { nr: 232, name: Some("epoll_wait".into()), args: [4, 0, 0, 0, 0, 0] };
+        assert_eq!(ids(&unread, &waiting), Vec::<&str>::new());
+        // Hidden calls: wchan says it is in the wait.
+        waiting.threads[0].syscall =
+            RawSyscall::Unreadable { why: "EACCES".into(), permission: true };
+        assert_eq!(ids(&unread, &waiting), Vec::<&str>::new());
+        let closing = server(500, HANDLER, 0, "CLOSE_WAIT");
+        assert_eq!(ids(&calm, &closing), Vec::<&str>::new());
+        assert_eq!(ids(&closing, &closing), ["close-wait"]);
+    }
+}
