@@ -246,3 +246,38 @@ fn started_under_watch_with_a_free_port_and_printed_as_text() {
         assert!(text.contains(shown), "{shown:?} not in:\n{text}");
     }
 }
+
+#[test]
+fn a_course_style_python_server_shows_always_writable() {
+    use pingpong::observe::launched::free_port;
+    use pingpong::observe::{wire, Launched};
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipped: no python3");
+        return;
+    }
+    let port = free_port().expect("a free port");
+    let script = format!("{}/tests/course_server.py", env!("CARGO_MANIFEST_DIR"));
+    let mut server =
+        Launched::spawn(Command::new("python3").arg(&script).args(["--port", &port.to_string()]))
+            .expect("start python3");
+    let addr = ([127, 0, 0, 1], port).into();
+    server.await_accepting(addr, PATIENCE).expect("python server accepting");
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let client = wire::connect(addr, PATIENCE).expect("connect");
+            assert_eq!(
+                wire::ask(&client, b"ping\n", PATIENCE).expect("ask").as_deref(),
+                Some("pong")
+            );
+            client
+        })
+        .collect();
+    let snap = watch_json(&["--pid", &server.pid().to_string(), "--interval", "600"], &[]);
+    assert!(problems(&snap).contains(&"always-writable".into()), "{:#}", snap["problems"]);
+    // Python's selectors.DefaultSelector is epoll, its sockets non-blocking.
+    let epoll = fds_of(&snap, "epoll");
+    assert_eq!(epoll.len(), 1);
+    let tcp = fds_of(&snap, "tcp");
+    assert!(tcp.len() >= 3 && tcp.iter().all(|fd| fd["nonblocking"] == true), "{tcp:?}");
+    drop(clients);
+}
