@@ -9,6 +9,7 @@ use clap::Parser;
 /// and the fd it waits on, each socket's state and queues, each epoll
 /// interest list and io_uring, and what looks wrong. Linux.
 #[derive(Parser, Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // read by the Linux run() only
 #[command(name = "pingpong watch", version)]
 #[command(group = clap::ArgGroup::new("target").required(true).args(["pid", "command"]))]
 struct Args {

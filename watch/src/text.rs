@@ -243,7 +243,7 @@ pub fn render_table(table: &Table) -> String {
             if last {
                 let _ = write!(out, " {cell}");
             } else {
-                let _ = write!(out, " {cell:<w$}", w = widths[i]);
+                let _ = write!(out, " {cell:<w$}", w = widths.get(i).copied().unwrap_or(0));
             }
         }
         out.trim_end().to_string()
