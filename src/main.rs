@@ -36,9 +36,10 @@ enum Command {
     Watch(ToolArgs),
 }
 
-/// Everything after `check` or `watch`, `--help` included, handed as it is
-/// to the tool's own program: the tools are packages of their own
-/// (`check/`, `watch/`), so that the crate students read carries none of
+/// Everything after `check` or `watch`, `--help` and `--` included, handed as
+/// it is to the tool's own program (`main` does it before clap sees them; clap
+/// knows them only for `pingpong --help`): the tools are packages of their
+/// own (`check/`, `watch/`), so that the crate students read carries none of
 /// their dependencies (JSON, XML, a terminal UI).
 #[derive(clap::Args)]
 #[command(disable_help_flag = true)]
@@ -107,12 +108,19 @@ struct ClientArgs {
 }
 
 fn main() -> ExitCode {
+    // `check` and `watch` get their arguments exactly as typed. Through clap,
+    // the `--` of `pingpong watch -- CMD` would be taken as clap's own
+    // separator and dropped, and the tool would read CMD as its options.
+    let mut args = std::env::args_os().skip(1);
+    if let Some(tool) = args.next().and_then(|a| TOOLS.into_iter().find(|t| a == *t)) {
+        return run_tool(tool, args.collect());
+    }
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Client(args) => run_client(args),
         Command::Lab(args) => run_lab(args),
-        Command::Check(args) => run_tool("check", args),
-        Command::Watch(args) => run_tool("watch", args),
+        Command::Check(args) => run_tool("check", args.args),
+        Command::Watch(args) => run_tool("watch", args.args),
     }
 }
 
@@ -120,13 +128,16 @@ fn main() -> ExitCode {
 /// TOOL` do: the one beside this binary (where `make build` puts it), else
 /// the one on PATH. exec(2) replaces this process, so the tool keeps its pid
 /// and its terminal, and Ctrl-C reaches it alone.
-fn run_tool(tool: &str, args: ToolArgs) -> ExitCode {
+/// The subcommands that are programs of their own.
+const TOOLS: [&str; 2] = ["check", "watch"];
+
+fn run_tool(tool: &str, args: Vec<OsString>) -> ExitCode {
     use std::os::unix::process::CommandExt;
     let name = format!("pingpong-{tool}");
     let beside = std::env::current_exe().ok().and_then(|me| Some(me.parent()?.join(&name)));
     let program =
         beside.filter(|path| path.is_file()).map_or_else(|| name.clone().into(), OsString::from);
-    let error = Program::new(&program).args(&args.args).exec();
+    let error = Program::new(&program).args(&args).exec();
     if error.kind() == std::io::ErrorKind::NotFound {
         eprintln!(
             "pingpong {tool}: {name} is not built: run `make build` (or `cargo build --release -p {name}`), \
