@@ -117,18 +117,20 @@ trace-diff: build ## two modes under strace, side by side (LEFT=epoll RIGHT=thre
 # only here, so `make build` never compiles its charting dependencies. It
 # starts target/release/pingpong, the binary beside it, as the server.
 .PHONY: bench bench-full bench-build
-PEERS ?= ../shared/peers
+# The C reference server, bench/c/epoll-server.c: the loop a C programmer
+# would write first (level-triggered epoll, one read per readiness, an
+# optimistic send), run beside every mode as the peer `c-epoll`. cc is
+# already needed: Rust links with it.
 C_EPOLL := target/peers/c-epoll
-# The C reference server joins the run when its source is beside this clone.
-BENCH_PEER = $(if $(and $(wildcard $(PEERS)/c-epoll-server.c),$(shell command -v cc)),--peer c-epoll='$(C_EPOLL) {port}')
+BENCH_PEER := --peer c-epoll='$(C_EPOLL) {port}'
 
-$(C_EPOLL): $(PEERS)/c-epoll-server.c
-	mkdir -p $(dir $@) && cc -O2 -o $@ $<
+$(C_EPOLL): bench/c/epoll-server.c
+	mkdir -p $(dir $@) && cc -O2 -Wall -Wextra -o $@ $<
 
 bench-build: build
 	$(CARGO) build --release -p pingpong-bench
 
-bench: bench-build $(if $(BENCH_PEER),$(C_EPOLL)) ## quick benchmark of every mode (~1 min): bench-out/report.md
+bench: bench-build $(C_EPOLL) ## quick benchmark of every mode and the C epoll server (~1 min): bench-out/report.md
 	$(BENCH) --quick $(BENCH_PEER) $(ARGS)
-bench-full: bench-build $(if $(BENCH_PEER),$(C_EPOLL)) ## full benchmark (~6 min): 1 to 10,000 connections, 3 s windows
+bench-full: bench-build $(C_EPOLL) ## full benchmark (~6 min): 1 to 10,000 connections, 3 s windows
 	$(BENCH) $(BENCH_PEER) $(ARGS)
