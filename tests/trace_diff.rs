@@ -114,17 +114,14 @@ fn trace_diff(left: &str, right: &str, dir: &Path) -> Result<Checked, String> {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        return Err(format!(
-            "{:?}\n{stdout}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("{:?}\n{stdout}{}", out.status, String::from_utf8_lossy(&out.stderr)));
     }
     let mut checked = None;
     for mode in [left, right] {
         let strace = read(&dir.join(format!("{mode}.strace")))?;
         let story = read(&dir.join(format!("{mode}.story")))?;
-        let (closes, from_ring) = check_story(&strace, &story).map_err(|e| format!("{mode}: {e}"))?;
+        let (closes, from_ring) =
+            check_story(&strace, &story).map_err(|e| format!("{mode}: {e}"))?;
         checked = Some(Checked { closes, from_ring, table: table(&stdout) });
     }
     checked.ok_or_else(|| "no story".into())
@@ -219,7 +216,9 @@ fn check_story(strace: &str, story: &str) -> Result<(usize, usize), String> {
         let ring_note = ring.map(|r| format!("fd {fd}: accepted by the ring on fd {r} "));
         let true_ = match was {
             Origin::Story => claim == "(no # line)",
-            Origin::StartUp => claim.contains(&format!("fd {fd}: opened before the first socket()")),
+            Origin::StartUp => {
+                claim.contains(&format!("fd {fd}: opened before the first socket()"))
+            }
             Origin::Nowhere if fd <= 2 => claim.contains(&format!("fd {fd}: not opened")),
             Origin::Nowhere => {
                 let said = ring_note.is_some_and(|n| claim.contains(&n));
@@ -305,7 +304,10 @@ fn the_replay_reads_strace_lines_as_they_come() {
     // The checker itself, on lines as strace writes them.
     assert_eq!(opened_fds("pipe2([5, 6], O_NONBLOCK|O_CLOEXEC) = 0"), [5, 6]);
     assert_eq!(opened_fds("<... accept4 resumed>{sa_family=AF_INET}, [16], 0) = 8"), [8]);
-    assert_eq!(opened_fds("accept4(3, 0x7f, [128], SOCK_NONBLOCK) = -1 EAGAIN (x)"), [] as [i64; 0]);
+    assert_eq!(
+        opened_fds("accept4(3, 0x7f, [128], SOCK_NONBLOCK) = -1 EAGAIN (x)"),
+        [] as [i64; 0]
+    );
     assert_eq!(opened_fds("io_uring_setup(256, {flags=0}) = 4"), [4]);
     assert_eq!(opened_fds("read(5, \"x\", 64) = 1"), [] as [i64; 0]);
     assert_eq!(closed_fd("close(11)          = 0"), Some(11));
@@ -328,9 +330,11 @@ main close(3)          = 0
 main close(4)          = 0
 ";
     assert_eq!(check_story(strace, truthful), Ok((3, 1)));
-    let inherited = truthful.replace("accepted by the ring on fd 5", "not opened in this transcript");
+    let inherited =
+        truthful.replace("accepted by the ring on fd 5", "not opened in this transcript");
     assert!(check_story(strace, &inherited).is_err(), "fd 8 called inherited");
-    let unannotated = truthful.replace("#    fd 3: opened before the first socket(), in the start-up\n", "");
+    let unannotated =
+        truthful.replace("#    fd 3: opened before the first socket(), in the start-up\n", "");
     assert!(check_story(strace, &unannotated).is_err(), "close(3) without its # line");
 }
 
