@@ -106,11 +106,11 @@ client: build ## N clients (default 5) x M pings (default 10) against HOST:PORT
 # benchmark's package (bench/src/bin/pingpong-stall.rs).
 STALL := target/release/pingpong-stall
 
-# Its first build compiles the benchmark package's dependencies (about a
-# minute on 2 cores): said so, with cargo's progress, rather than a silence.
+# Its first build compiles the benchmark package's dependencies (about 50 s on
+# 2 idle cores, 2 min on busy ones): said so, with cargo's progress, not in silence.
 demo-stall: build ## slow handler (200 ms): epoll stalls everyone; threads, pool and hybrid do not; demo-out/stall-timeline.svg
 	@if [ -x $(STALL) ]; then $(CARGO) build --release --quiet -p pingpong-bench --bin pingpong-stall; \
-	else echo "demo-stall: first, building pingpong-stall (bench/src/bin/pingpong-stall.rs), which measures and draws; once, about a minute"; \
+	else echo "demo-stall: first, building pingpong-stall (bench/src/bin/pingpong-stall.rs), which measures and draws: once, a minute or two"; \
 	  $(CARGO) build --release -p pingpong-bench --bin pingpong-stall; fi
 	@scripts/demo-stall.sh $(BIN) $(STALL)
 
