@@ -27,19 +27,37 @@ test: ## run every test: unit, selector contract suite, integration, the benchma
 	$(CARGO) test $(PACKAGES) --doc
 
 # The kqueue backend, run on Linux: linked against libkqueue (a user-space
-# kqueue on top of epoll) when its source is beside this clone. build.rs reads
-# PINGPONG_LIBKQUEUE; the filters pick the kqueue modules of three suites.
+# kqueue on top of epoll), built here with cmake from its source. build.rs
+# reads PINGPONG_LIBKQUEUE; the filters pick the kqueue modules of three suites.
+# LIBKQUEUE_SRC: a checkout of github.com/mheily/libkqueue at the commit tested
+# here, f96608964f7d (`git describe`: v2.7.0-265-gf966089, 265 commits after
+# the v2.7.0 release); by default the copy vendored beside this clone in
+# $(SHARED), else target/libkqueue-src.
 SHARED ?= ../shared
-LIBKQUEUE_BUILD := $(SHARED)/vendor/build-libkqueue.sh
+LIBKQUEUE_REPO := https://github.com/mheily/libkqueue
+LIBKQUEUE_COMMIT := f96608964f7d
+LIBKQUEUE_SRC ?= $(firstword $(wildcard $(SHARED)/vendor/libkqueue) target/libkqueue-src)
 LIBKQUEUE_DIR := $(CURDIR)/target/libkqueue
 
 test-kqueue: ## the kqueue backend on Linux via libkqueue: contract suite, servers, hostile clients
 ifneq ($(shell uname -s),Linux)
 	@echo "test-kqueue: skipped, this OS has kqueue in its kernel and make test runs it"
-else ifeq ($(wildcard $(LIBKQUEUE_BUILD)),)
-	@echo "test-kqueue: skipped, no libkqueue source in $(SHARED)/vendor (make test-kqueue SHARED=DIR)"
+else ifeq ($(wildcard $(LIBKQUEUE_SRC)/CMakeLists.txt),)
+	@echo "test-kqueue: skipped, no libkqueue source in $(LIBKQUEUE_SRC). To run it, fetch the commit tested here"
+	@echo "(v2.7.0-265-gf966089: the v2.7.0 release and 265 commits) and build it:"
+	@echo "  git clone $(LIBKQUEUE_REPO) $(LIBKQUEUE_SRC)"
+	@echo "  git -C $(LIBKQUEUE_SRC) checkout $(LIBKQUEUE_COMMIT)"
+	@echo "  make test-kqueue        (or, with the source elsewhere: make test-kqueue LIBKQUEUE_SRC=DIR)"
+	@echo "It is built with cmake and cc (Debian: apt-get install cmake build-essential), into target/libkqueue/."
 else
-	$(LIBKQUEUE_BUILD) $(LIBKQUEUE_DIR)
+	@[ -f $(LIBKQUEUE_DIR)/libkqueue.a ] || { \
+	  command -v cmake >/dev/null || { echo "test-kqueue: cmake builds libkqueue; install it (Debian: apt-get install cmake)" >&2; exit 1; }; \
+	  echo "test-kqueue: building libkqueue from $(LIBKQUEUE_SRC) into $(LIBKQUEUE_DIR)"; \
+	  cmake -S $(LIBKQUEUE_SRC) -B $(LIBKQUEUE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENABLE_TESTING=NO \
+	    -DVERSION_OVERRIDE=2.7.0 >target/libkqueue-cmake.log 2>&1 || \
+	    { echo "test-kqueue: cmake could not configure libkqueue: see target/libkqueue-cmake.log" >&2; exit 1; }; \
+	  cmake --build $(LIBKQUEUE_DIR) -j2 >>target/libkqueue-cmake.log 2>&1 || \
+	    { echo "test-kqueue: libkqueue did not build: see target/libkqueue-cmake.log" >&2; exit 1; }; }
 	PINGPONG_LIBKQUEUE=$(LIBKQUEUE_DIR) $(CARGO) test --test selector --test servers --test hostile \
 		-- kqueue:: every_available_backend_is_tested
 	PINGPONG_LIBKQUEUE=$(LIBKQUEUE_DIR) $(CARGO) clippy --all-targets -- -D warnings
@@ -53,24 +71,29 @@ lint: ## rustfmt, clippy and rustdoc, as CI runs them
 	$(CARGO) clippy $(PACKAGES) --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc $(PACKAGES) --no-deps
 
+# The servers run as the terminal's foreground job, alone, so that Ctrl-C
+# reaches the server only: it prints its summary and make ends quietly with it
+# (scripts/foreground.sh says why make would otherwise complain).
+FOREGROUND := scripts/foreground.sh
+
 run-epoll: build ## the selector server on epoll(7), 127.0.0.1:8000
-	$(BIN) serve --mode epoll --host $(HOST) --port $(PORT) $(ARGS)
+	$(FOREGROUND) $(BIN) serve --mode epoll --host $(HOST) --port $(PORT) $(ARGS)
 run-kqueue: build ## the selector server on kqueue(2) (macOS, BSD)
-	$(BIN) serve --mode kqueue --host $(HOST) --port $(PORT) $(ARGS)
+	$(FOREGROUND) $(BIN) serve --mode kqueue --host $(HOST) --port $(PORT) $(ARGS)
 run-poll: build ## the selector server on poll(2)
-	$(BIN) serve --mode poll --host $(HOST) --port $(PORT) $(ARGS)
+	$(FOREGROUND) $(BIN) serve --mode poll --host $(HOST) --port $(PORT) $(ARGS)
 run-select: build ## the selector server on select(2)
-	$(BIN) serve --mode select --host $(HOST) --port $(PORT) $(ARGS)
+	$(FOREGROUND) $(BIN) serve --mode select --host $(HOST) --port $(PORT) $(ARGS)
 run-threads: build ## a thread per client
-	$(BIN) serve --mode threads --host $(HOST) --port $(PORT) $(ARGS)
+	$(FOREGROUND) $(BIN) serve --mode threads --host $(HOST) --port $(PORT) $(ARGS)
 run-pool: build ## a fixed pool of threads (--workers)
-	$(BIN) serve --mode pool --host $(HOST) --port $(PORT) $(ARGS)
+	$(FOREGROUND) $(BIN) serve --mode pool --host $(HOST) --port $(PORT) $(ARGS)
 run-hybrid: build ## a selector loop for I/O, a pool of threads for the work (--workers)
-	$(BIN) serve --mode hybrid --host $(HOST) --port $(PORT) $(ARGS)
+	$(FOREGROUND) $(BIN) serve --mode hybrid --host $(HOST) --port $(PORT) $(ARGS)
 run-uring: build ## one io_uring: completions instead of readiness (Linux 6.1+)
-	$(BIN) serve --mode uring --host $(HOST) --port $(PORT) $(ARGS)
+	$(FOREGROUND) $(BIN) serve --mode uring --host $(HOST) --port $(PORT) $(ARGS)
 run-blocking: build ## one client at a time
-	$(BIN) serve --mode blocking --host $(HOST) --port $(PORT) $(ARGS)
+	$(FOREGROUND) $(BIN) serve --mode blocking --host $(HOST) --port $(PORT) $(ARGS)
 
 NAME ?=
 lab: build ## a break-it lab: make lab NAME=no-spare-fd (NAME=all runs every one; no NAME lists them)
@@ -83,8 +106,12 @@ client: build ## N clients (default 5) x M pings (default 10) against HOST:PORT
 # benchmark's package (bench/src/bin/pingpong-stall.rs).
 STALL := target/release/pingpong-stall
 
+# Its first build compiles the benchmark package's dependencies (about 50 s on
+# 2 idle cores, 2 min on busy ones): said so, with cargo's progress, not in silence.
 demo-stall: build ## slow handler (200 ms): epoll stalls everyone; threads, pool and hybrid do not; demo-out/stall-timeline.svg
-	@$(CARGO) build --release --quiet -p pingpong-bench --bin pingpong-stall
+	@if [ -x $(STALL) ]; then $(CARGO) build --release --quiet -p pingpong-bench --bin pingpong-stall; \
+	else echo "demo-stall: first, building pingpong-stall (bench/src/bin/pingpong-stall.rs), which measures and draws: once, a minute or two"; \
+	  $(CARGO) build --release -p pingpong-bench --bin pingpong-stall; fi
 	@scripts/demo-stall.sh $(BIN) $(STALL)
 
 # ---- strace: watch the system calls go by (Linux; platform/ has the other OSes)
@@ -117,18 +144,20 @@ trace-diff: build ## two modes under strace, side by side (LEFT=epoll RIGHT=thre
 # only here, so `make build` never compiles its charting dependencies. It
 # starts target/release/pingpong, the binary beside it, as the server.
 .PHONY: bench bench-full bench-build
-PEERS ?= ../shared/peers
+# The C reference server, bench/c/epoll-server.c: the loop a C programmer
+# would write first (level-triggered epoll, one read per readiness, an
+# optimistic send), run beside every mode as the peer `c-epoll`. cc is
+# already needed: Rust links with it.
 C_EPOLL := target/peers/c-epoll
-# The C reference server joins the run when its source is beside this clone.
-BENCH_PEER = $(if $(and $(wildcard $(PEERS)/c-epoll-server.c),$(shell command -v cc)),--peer c-epoll='$(C_EPOLL) {port}')
+BENCH_PEER := --peer c-epoll='$(C_EPOLL) {port}'
 
-$(C_EPOLL): $(PEERS)/c-epoll-server.c
-	mkdir -p $(dir $@) && cc -O2 -o $@ $<
+$(C_EPOLL): bench/c/epoll-server.c
+	mkdir -p $(dir $@) && cc -O2 -Wall -Wextra -o $@ $<
 
 bench-build: build
 	$(CARGO) build --release -p pingpong-bench
 
-bench: bench-build $(if $(BENCH_PEER),$(C_EPOLL)) ## quick benchmark of every mode (~1 min): bench-out/report.md
+bench: bench-build $(C_EPOLL) ## quick benchmark of every mode and the C epoll server (~1 min): bench-out/report.md
 	$(BENCH) --quick $(BENCH_PEER) $(ARGS)
-bench-full: bench-build $(if $(BENCH_PEER),$(C_EPOLL)) ## full benchmark (~6 min): 1 to 10,000 connections, 3 s windows
+bench-full: bench-build $(C_EPOLL) ## full benchmark (~6 min): 1 to 10,000 connections, 3 s windows
 	$(BENCH) $(BENCH_PEER) $(ARGS)

@@ -45,15 +45,20 @@ fi
 # `THREAD call(...) = result`. THREAD is `main`, then `t1`, `t2`... in the
 # order main cloned them (the first pass reads the thread ids clone returned).
 # Every fd the story closes was opened in it (socket, accept4, openat,
-# pipe2, epoll_create1, eventfd2); if one was opened earlier, or never in
-# this transcript, a `#` line before its close() says what it is.
+# pipe2, epoll_create1, eventfd2, io_uring_setup); if one was opened earlier,
+# or never in this transcript, a `#` line before its close() says what it is.
+# io_uring hands the server fds without a system call of their own: the
+# multishot accept posts each new client's fd in a completion, which strace
+# cannot see (it shows only the io_uring_enter that reaped it). So in a
+# transcript with a ring, an fd above 2 that no call opened came from the
+# ring; only 0, 1 and 2 come from the shell.
 story() {
   awk '
     function result(s) { return match(s, / = [0-9]+$/) ? substr(s, RSTART + 3) + 0 : -1 }
     # Record the fds a finished call made (a plain line, or a `resumed>` one).
     function opened(s, where,   fd, pair, n, p) {
-      if (s !~ /^(socket|accept4?|openat|epoll_create1?|eventfd2?)\(/ &&
-          s !~ /^<\.\.\. (socket|accept4?|openat|epoll_create1?|eventfd2?) resumed>/ &&
+      if (s !~ /^(socket|accept4?|openat|epoll_create1?|eventfd2?|io_uring_setup)\(/ &&
+          s !~ /^<\.\.\. (socket|accept4?|openat|epoll_create1?|eventfd2?|io_uring_setup) resumed>/ &&
           s !~ /^(<\.\.\. )?pipe2/) return
       if (s ~ /pipe2/) {
         if (result(s) != 0 || !match(s, /\[[0-9]+, [0-9]+\]/)) return
@@ -64,6 +69,7 @@ story() {
       }
       fd = result(s)
       if (fd >= 0) origin[fd] = where
+      if (fd >= 0 && s ~ /io_uring_setup/) ring = fd
     }
     NR == FNR {
       if (/clone3?\(|clone3? resumed>/ && $NF ~ /^[0-9]+$/ && !($NF in name)) name[$NF] = "t" ++k
@@ -91,7 +97,9 @@ story() {
       gsub(/si_pid=[0-9]+/, "si_pid=PID", line)
       if (match(line, /^close\([0-9]+/)) {
         fd = substr(line, 7, RLENGTH - 6) + 0
-        if (!(fd in origin))
+        if (!(fd in origin) && ring != "" && fd > 2)
+          printf "#    fd %d: accepted by the ring on fd %d (a completion of the multishot accept, reaped by io_uring_enter)\n", fd, ring
+        else if (!(fd in origin))
           printf "#    fd %d: not opened in this transcript (inherited from the shell that started the server)\n", fd
         else if (origin[fd] == "before")
           printf "#    fd %d: opened before the first socket(), in the start-up (the full .strace has it)\n", fd

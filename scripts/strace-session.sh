@@ -24,9 +24,10 @@ serve_args=${SERVE_ARGS:-}
 FILTER='socket,setsockopt,bind,listen,?accept,accept4,read,recvfrom,write,sendto,shutdown,close'
 FILTER+=',epoll_create1,epoll_ctl,?epoll_wait,epoll_pwait,?poll,ppoll,?select,pselect6'
 FILTER+=',pipe2,eventfd2,clone,?clone3'
-# io_uring: the ring's setup and mappings, and the one call it serves with.
+# io_uring: the ring's setup and mappings, the one call it serves with, and
+# its teardown (the same mappings undone with munmap before the ring's close).
 FILTER+=',io_uring_setup,io_uring_enter,io_uring_register'
-[ "$mode" = uring ] && FILTER+=',mmap'
+[ "$mode" = uring ] && FILTER+=',mmap,munmap'
 # Every fd the transcript closes is opened in it: the selector modes' spare fd
 # (`openat(AT_FDCWD, "/dev/null", ...)`, server/spare_fd.rs), and the files
 # the runtime reads (the loader's libraries, the cgroup's CPU quota).

@@ -43,7 +43,7 @@
 compile_error!("pingpong-bench reads /proc and per-process CPU clocks: it builds on Linux only");
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
@@ -253,16 +253,24 @@ fn bench(args: &BenchArgs) -> io::Result<()> {
     for &format in &formats {
         results::write(&args.out, format, &rows, &context)?;
     }
-    let mut written = vec!["report.md"];
-    written.extend(charts.iter().map(|c| c.file));
-    written.extend(&context.data_files);
-    println!(
-        "\nwrote {} in {} in {:.0} s",
-        written.join(", "),
-        args.out.display(),
-        clock.elapsed().as_secs_f64()
-    );
+    let secs = clock.elapsed().as_secs_f64();
+    println!("\n{}", wrote_line(&args.out, secs, charts.len(), &context.data_files));
     Ok(())
+}
+
+/// The last line: where the files went, and what they are. The charts are
+/// counted, not listed (they are DIR/bench-*.svg, and report.md links each),
+/// so the line stays inside the table's 100 columns even with
+/// `--format csv,json`.
+fn wrote_line(out: &Path, secs: f64, charts: usize, data_files: &[&str]) -> String {
+    let mut what = vec!["report.md".to_string()];
+    match charts {
+        0 => {}
+        1 => what.push("1 chart".into()),
+        n => what.push(format!("{n} charts")),
+    }
+    what.extend(data_files.iter().map(|f| f.to_string()));
+    format!("wrote in {} ({secs:.0} s): {}", out.display(), what.join(", "))
 }
 
 /// The `pingpong` binary that cargo built beside this one: both land in
@@ -352,4 +360,24 @@ fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_line_fits_the_tables_width() {
+        // The README promises every line of the output under 100 columns:
+        // the default directory with every format, and a /tmp one.
+        let every = [results::Format::Csv.file(), results::Format::Json.file()];
+        let line = wrote_line(Path::new("bench-out"), 442.0, 4, &every);
+        assert_eq!(
+            line,
+            "wrote in bench-out (442 s): report.md, 4 charts, bench-results.csv, bench-results.json"
+        );
+        assert!(line.len() < 100, "{} columns: {line}", line.len());
+        let line = wrote_line(Path::new("/tmp/bench-full"), 83.0, 4, &[]);
+        assert!(line.len() < 100, "{} columns: {line}", line.len());
+    }
 }
