@@ -146,6 +146,9 @@ fn check_pingpong(args: &[String]) -> Result<(), String> {
     let mut words = args[1..].iter().peekable();
     let mut positional = Vec::new();
     while let Some(word) = words.next() {
+        if word == "--" {
+            break; // the rest is the command `check` or `watch` starts
+        }
         let Some(option) = word.strip_prefix("--") else {
             positional.push(word);
             continue;
