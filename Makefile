@@ -11,16 +11,21 @@ N ?= 5
 M ?= 10
 ARGS ?=
 
-.PHONY: help build test test-kqueue lint check-platforms run-epoll run-kqueue run-poll run-select run-threads \
+.PHONY: help build server test test-kqueue lint check-platforms run-epoll run-kqueue run-poll run-select run-threads \
         run-pool run-hybrid run-uring run-blocking client demo-stall lab
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-build: ## build the release binary
+build: ## build the release binaries: pingpong, with its check and watch tools
 	$(CARGO) build --release -p pingpong -p pingpong-check -p pingpong-watch
 
-$(BIN): build
+# The server and client alone: what run-*, lab, client and the strace targets
+# need, so that a first `make run-epoll` compiles no terminal-UI crates.
+server:
+	$(CARGO) build --release -p pingpong
+
+$(BIN): server
 
 test: ## run every test: unit, selector contract suite, integration, the benchmark's
 	$(CARGO) test $(PACKAGES) --all-targets
@@ -76,30 +81,30 @@ lint: ## rustfmt, clippy and rustdoc, as CI runs them
 # (scripts/foreground.sh says why make would otherwise complain).
 FOREGROUND := scripts/foreground.sh
 
-run-epoll: build ## the selector server on epoll(7), 127.0.0.1:8000
+run-epoll: server ## the selector server on epoll(7), 127.0.0.1:8000
 	$(FOREGROUND) $(BIN) serve --mode epoll --host $(HOST) --port $(PORT) $(ARGS)
-run-kqueue: build ## the selector server on kqueue(2) (macOS, BSD)
+run-kqueue: server ## the selector server on kqueue(2) (macOS, BSD)
 	$(FOREGROUND) $(BIN) serve --mode kqueue --host $(HOST) --port $(PORT) $(ARGS)
-run-poll: build ## the selector server on poll(2)
+run-poll: server ## the selector server on poll(2)
 	$(FOREGROUND) $(BIN) serve --mode poll --host $(HOST) --port $(PORT) $(ARGS)
-run-select: build ## the selector server on select(2)
+run-select: server ## the selector server on select(2)
 	$(FOREGROUND) $(BIN) serve --mode select --host $(HOST) --port $(PORT) $(ARGS)
-run-threads: build ## a thread per client
+run-threads: server ## a thread per client
 	$(FOREGROUND) $(BIN) serve --mode threads --host $(HOST) --port $(PORT) $(ARGS)
-run-pool: build ## a fixed pool of threads (--workers)
+run-pool: server ## a fixed pool of threads (--workers)
 	$(FOREGROUND) $(BIN) serve --mode pool --host $(HOST) --port $(PORT) $(ARGS)
-run-hybrid: build ## a selector loop for I/O, a pool of threads for the work (--workers)
+run-hybrid: server ## a selector loop for I/O, a pool of threads for the work (--workers)
 	$(FOREGROUND) $(BIN) serve --mode hybrid --host $(HOST) --port $(PORT) $(ARGS)
-run-uring: build ## one io_uring: completions instead of readiness (Linux 6.1+)
+run-uring: server ## one io_uring: completions instead of readiness (Linux 6.1+)
 	$(FOREGROUND) $(BIN) serve --mode uring --host $(HOST) --port $(PORT) $(ARGS)
-run-blocking: build ## one client at a time
+run-blocking: server ## one client at a time
 	$(FOREGROUND) $(BIN) serve --mode blocking --host $(HOST) --port $(PORT) $(ARGS)
 
 NAME ?=
-lab: build ## a break-it lab: make lab NAME=no-spare-fd (NAME=all runs every one; no NAME lists them)
+lab: server ## a break-it lab: make lab NAME=no-spare-fd (NAME=all runs every one; no NAME lists them)
 	$(BIN) lab $(if $(filter all,$(NAME)),--all,$(if $(NAME),$(NAME),--list))
 
-client: build ## N clients (default 5) x M pings (default 10) against HOST:PORT
+client: server ## N clients (default 5) x M pings (default 10) against HOST:PORT
 	$(BIN) client --host $(HOST) --port $(PORT) --num-clients $(N) --messages $(M) $(ARGS)
 
 # demo-stall measures and draws with pingpong-stall, a small program of the
@@ -108,7 +113,7 @@ STALL := target/release/pingpong-stall
 
 # Its first build compiles the benchmark package's dependencies (about 50 s on
 # 2 idle cores, 2 min on busy ones): said so, with cargo's progress, not in silence.
-demo-stall: build ## slow handler (200 ms): epoll stalls everyone; threads, pool and hybrid do not; demo-out/stall-timeline.svg
+demo-stall: server ## slow handler (200 ms): epoll stalls everyone; threads, pool and hybrid do not; demo-out/stall-timeline.svg
 	@if [ -x $(STALL) ]; then $(CARGO) build --release --quiet -p pingpong-bench --bin pingpong-stall; \
 	else echo "demo-stall: first, building pingpong-stall (bench/src/bin/pingpong-stall.rs), which measures and draws: once, a minute or two"; \
 	  $(CARGO) build --release -p pingpong-bench --bin pingpong-stall; fi
@@ -119,24 +124,24 @@ demo-stall: build ## slow handler (200 ms): epoll stalls everyone; threads, pool
 LEFT ?= epoll
 RIGHT ?= threads
 
-strace-epoll: build ## the epoll server under strace: a scripted session, traces/epoll.strace, counts
+strace-epoll: server ## the epoll server under strace: a scripted session, traces/epoll.strace, counts
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh epoll $(BIN)
-strace-poll: build ## the same for poll(2): traces/poll.strace
+strace-poll: server ## the same for poll(2): traces/poll.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh poll $(BIN)
-strace-select: build ## the same for select(2): traces/select.strace
+strace-select: server ## the same for select(2): traces/select.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh select $(BIN)
-strace-threads: build ## the same for a thread per client: traces/threads.strace
+strace-threads: server ## the same for a thread per client: traces/threads.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh threads $(BIN)
-strace-pool: build ## the same for a fixed pool of threads: traces/pool.strace
+strace-pool: server ## the same for a fixed pool of threads: traces/pool.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh pool $(BIN)
-strace-hybrid: build ## the same for a selector loop and a worker pool: traces/hybrid.strace
+strace-hybrid: server ## the same for a selector loop and a worker pool: traces/hybrid.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh hybrid $(BIN)
-strace-uring: build ## the same for io_uring: traces/uring.strace (strace sees only io_uring_enter; ARGS=--trace shows the SQEs and CQEs)
+strace-uring: server ## the same for io_uring: traces/uring.strace (strace sees only io_uring_enter; ARGS=--trace shows the SQEs and CQEs)
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh uring $(BIN)
-strace-blocking: build ## the same for one client at a time: traces/blocking.strace
+strace-blocking: server ## the same for one client at a time: traces/blocking.strace
 	@SERVE_ARGS="$(ARGS)" scripts/strace-session.sh blocking $(BIN)
 # COLUMNS: the page width (default: the terminal's, else 160).
-trace-diff: build ## two modes under strace, side by side (LEFT=epoll RIGHT=threads; pids, times, ports stripped)
+trace-diff: server ## two modes under strace, side by side (LEFT=epoll RIGHT=threads; pids, times, ports stripped)
 	@scripts/strace-diff.sh $(BIN) $(LEFT) $(RIGHT)
 
 # ---- bench: every mode side by side; table on stdout, report and charts in bench-out/
@@ -154,7 +159,7 @@ BENCH_PEER := --peer c-epoll='$(C_EPOLL) {port}'
 $(C_EPOLL): bench/c/epoll-server.c
 	mkdir -p $(dir $@) && cc -O2 -Wall -Wextra -o $@ $<
 
-bench-build: build
+bench-build: server
 	$(CARGO) build --release -p pingpong-bench
 
 bench: bench-build $(C_EPOLL) ## quick benchmark of every mode and the C epoll server (~1 min): bench-out/report.md
