@@ -1,0 +1,144 @@
+//! `conc/*`: many clients at once. A server serves one client at a time
+//! unless something lets it wait for several: threads, or a selector with
+//! non-blocking sockets. Here a client that stalls must not stall the
+//! others, and many clients at once must each get their own replies.
+
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use crate::case::{Case, Ctx, Needs, Outcome};
+use crate::exchange::{count, expect, newcomer, push_until, send};
+
+pub const CASES: [Case; 3] = [
+    Case {
+        id: "conc/second-client",
+        title: "client A sends half a line and waits; client B pings",
+        rule: "B's pong within 1 s",
+        mistake: Some(
+            "one client at a time: the server waits in A's recv() while B waits to be \
+             accepted (the course's simple server)",
+        ),
+        lab: None,
+        see: Some("`pingpong serve --mode blocking` does the same, on purpose"),
+        needs: Needs::Address,
+        window: Duration::from_millis(100),
+        run: second_client,
+    },
+    Case {
+        id: "conc/many",
+        title: "100 clients at once, each sending 10 lines (pings and its own echoes)",
+        rule: "1,000 replies, each to the client that asked, in order",
+        mistake: Some("replies lost, or sent to the wrong client (state shared between clients)"),
+        lab: None,
+        see: None,
+        needs: Needs::Address,
+        window: Duration::ZERO,
+        run: many,
+    },
+    Case {
+        id: "conc/stuck-reader",
+        title: "client A (4 KiB receive buffer) writes 8 MiB of pings and never reads; \
+                after 500 ms client B pings",
+        rule: "B's pong within 1 s",
+        mistake: Some(
+            "a blocking write inside an event loop (sendall on a blocking socket): the \
+             whole loop waits for A to read",
+        ),
+        lab: Some("blocking-client"),
+        see: None,
+        needs: Needs::Address,
+        window: Duration::from_millis(1500),
+        run: stuck_reader,
+    },
+];
+
+fn second_client(ctx: &Ctx) -> Result<Outcome, String> {
+    let first = ctx.connect()?;
+    send(&first, b"pi", ctx.deadline)?;
+    // Time for the server to accept A and start waiting on it.
+    thread::sleep(Duration::from_millis(100));
+    let took = newcomer(ctx, Duration::from_secs(1)).map_err(|e| format!("B: {e} (within 1 s)"))?;
+    drop(first);
+    Ok(Outcome::Pass(format!("B's pong after {} ms", took.as_millis())))
+}
+
+const CLIENTS: usize = 100;
+const LINES: usize = 10;
+
+fn many(ctx: &Ctx) -> Result<Outcome, String> {
+    let start = Arc::new(Barrier::new(CLIENTS));
+    let deadline = ctx.deadline;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|id| {
+            let (start, connected) = (Arc::clone(&start), ctx.connect());
+            thread::spawn(move || {
+                start.wait(); // everyone connected (or not) before anyone speaks
+                let stream = connected.map_err(|e| format!("client {id}: {e}"))?;
+                for i in 0..LINES {
+                    let line = if i % 2 == 0 {
+                        "ping\n".to_string()
+                    } else {
+                        format!("client {id} line {i}\n")
+                    };
+                    let reply = if i % 2 == 0 { "pong\n" } else { &line };
+                    send(&stream, line.as_bytes(), deadline)
+                        .and_then(|()| expect(&stream, reply.as_bytes(), deadline))
+                        .map_err(|e| format!("client {id}, line {}: {e}", i + 1))?;
+                }
+                Ok::<usize, String>(LINES)
+            })
+        })
+        .collect();
+    let (mut replies, mut failures) = (0, Vec::new());
+    for client in clients {
+        match client.join() {
+            Ok(Ok(n)) => replies += n,
+            Ok(Err(e)) => failures.push(e),
+            Err(_) => failures.push("a client thread panicked".into()),
+        }
+    }
+    match failures.first() {
+        None => Ok(Outcome::Pass(format!("{} replies, each to its client", count(replies)))),
+        Some(first) => {
+            Err(format!("{} of {} clients failed; the first: {first}", failures.len(), CLIENTS))
+        }
+    }
+}
+
+fn stuck_reader(ctx: &Ctx) -> Result<Outcome, String> {
+    let stuck = ctx.connect_small()?;
+    let writer = stuck.try_clone().map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let deadline = ctx.deadline;
+    let pushing = {
+        let stop = Arc::clone(&stop);
+        // Keep writing the whole time B waits: a client that stopped at the
+        // first EAGAIN would let a blocked server go on.
+        thread::spawn(move || {
+            let pings = b"ping\n".repeat((64 << 10) / 5);
+            push_until(&writer, &pings, 8 << 20, &stop, deadline)
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    let answered = newcomer(ctx, Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let (sent, _) = pushing.join().unwrap_or((0, false));
+    close_unread(stuck);
+    let took = answered.map_err(|e| {
+        format!("B: {e} (within 1 s, while A had written {} bytes and read none)", count(sent))
+    })?;
+    Ok(Outcome::Pass(format!(
+        "B's pong after {} ms, while A had written {} bytes and read none",
+        took.as_millis(),
+        count(sent)
+    )))
+}
+
+/// Close a connection with replies unread: close(2) then sends a reset,
+/// which frees a server that was blocked writing to it at once.
+fn close_unread(stream: TcpStream) {
+    let _ = pingpong::observe::wire::reset(stream);
+}

@@ -1,0 +1,68 @@
+//! `mem/*`: what a server keeps for a client that takes nothing. Replies a
+//! client does not read pile up somewhere; a server with backpressure
+//! stops reading that client until it reads (TCP's flow control then
+//! stops the client), and its memory stays put.
+
+use std::sync::atomic::AtomicBool;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use pingpong::observe::Sample;
+
+use crate::case::{Case, Ctx, Needs, Outcome};
+use crate::exchange::{mib, push_until};
+
+/// Growth that counts as no backpressure.
+const GROWN: u64 = 64 << 20;
+/// What the client writes at most, so a broken server cannot take the machine.
+const CAP: usize = 192 << 20;
+
+pub const CASES: [Case; 1] = [Case {
+    id: "mem/never-reader",
+    title: "a client (4 KiB receive buffer) writes pings for 2 s and never reads",
+    rule: "the server's memory grows by less than 64 MiB",
+    mistake: Some(
+        "no backpressure: the server reads on and keeps every reply it cannot send; \
+         stop reading a client while its replies wait",
+    ),
+    lab: Some("no-backpressure"),
+    see: None,
+    needs: Needs::Pid,
+    window: Duration::from_secs(2),
+    run: never_reader,
+}];
+
+fn never_reader(ctx: &Ctx) -> Result<Outcome, String> {
+    let pid = ctx.pid.ok_or("no pid")?;
+    let rss = || {
+        Sample::take(pid)
+            .map(|s| s.rss_bytes)
+            .map_err(|e| format!("could not read /proc/{pid}: {e}"))
+    };
+    let before = rss()?;
+    let client = ctx.connect_small()?;
+    let writer = client.try_clone().map_err(|e| e.to_string())?;
+    let until = Instant::now() + Duration::from_secs(2);
+    let pushing = thread::spawn(move || {
+        let pings = b"ping\n".repeat((64 << 10) / 5);
+        push_until(&writer, &pings, CAP, &AtomicBool::new(false), until)
+    });
+    let mut peak = before;
+    while !pushing.is_finished() {
+        peak = peak.max(rss().unwrap_or(peak));
+        thread::sleep(Duration::from_millis(50));
+    }
+    peak = peak.max(rss().unwrap_or(peak));
+    let (sent, _) = pushing.join().unwrap_or((0, false));
+    let _ = pingpong::observe::wire::reset(client);
+    let grown = peak.saturating_sub(before);
+    let said = format!(
+        "the server took {} of pings in 2 s and its memory grew by {}",
+        mib(sent as f64),
+        mib(grown as f64)
+    );
+    match grown < GROWN {
+        true => Ok(Outcome::Pass(said)),
+        false => Err(said),
+    }
+}
