@@ -60,7 +60,8 @@ fn second_client(ctx: &Ctx) -> Result<Outcome, String> {
     send(&first, b"pi", ctx.deadline)?;
     // Time for the server to accept A and start waiting on it.
     thread::sleep(Duration::from_millis(100));
-    let took = newcomer(ctx, Duration::from_secs(1)).map_err(|e| format!("B: {e} (within 1 s)"))?;
+    let took = newcomer(ctx, Duration::from_secs(1))
+        .map_err(|e| format!("B, within 1 s: {e} (while A waits with half a line sent)"))?;
     drop(first);
     Ok(Outcome::Pass(format!("B's pong after {} ms", took.as_millis())))
 }
@@ -128,7 +129,7 @@ fn stuck_reader(ctx: &Ctx) -> Result<Outcome, String> {
     let (sent, _) = pushing.join().unwrap_or((0, false));
     close_unread(stuck);
     let took = answered.map_err(|e| {
-        format!("B: {e} (within 1 s, while A had written {} bytes and read none)", count(sent))
+        format!("B, within 1 s: {e} (while A had written {} bytes and read none)", count(sent))
     })?;
     Ok(Outcome::Pass(format!(
         "B's pong after {} ms, while A had written {} bytes and read none",

@@ -76,6 +76,7 @@ fn stopped(ctx: &Ctx) -> Result<Outcome, String> {
     thread::sleep(Duration::from_millis(100));
     kill(pid, Signal::SIGCONT).map_err(|e| format!("could not continue the server: {e}"))?;
     thread::sleep(Duration::from_millis(300));
-    let took = newcomer(ctx, ctx.left()).map_err(|e| format!("after SIGSTOP, SIGCONT: {e}"))?;
+    let took =
+        newcomer(ctx, ctx.left()).map_err(|e| format!("a client after SIGSTOP, SIGCONT: {e}"))?;
     Ok(Outcome::Pass(format!("served after SIGSTOP, SIGCONT (pong in {} ms)", took.as_millis())))
 }

@@ -141,9 +141,9 @@ pub fn expect(stream: &TcpStream, expected: &[u8], deadline: Instant) -> Result<
             actual.extend_from_slice(&chunk[i..]);
             return Err(format!(
                 "{} at byte {}, where {} was due",
-                shown(&actual),
+                snippet(&actual),
                 count(at),
-                shown(&expected[line..])
+                snippet(&expected[line..])
             ));
         }
         got += n;
@@ -155,20 +155,29 @@ pub fn expect(stream: &TcpStream, expected: &[u8], deadline: Instant) -> Result<
 fn short(expected: &[u8], got: usize, end: &Got) -> String {
     let how = match end {
         Got::Eof => "the connection ended".to_string(),
-        Got::Late => "no more came in time".to_string(),
+        Got::Late => "nothing more came in time".to_string(),
         Got::Broken(e) => format!("the connection failed ({})", cause(e)),
-        Got::Bytes(_) => "".to_string(),
+        Got::Bytes(_) => String::new(),
     };
     if got == 0 {
-        return format!("no reply: {how}");
+        return match end {
+            Got::Late => "no reply in time".into(),
+            _ => format!("no reply: {how}"),
+        };
     }
     let line = expected[..got].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    format!(
-        "{} of {} bytes, then {how}; the last line began {}",
-        count(got),
-        count(expected.len()),
-        shown(&expected[line..got])
-    )
+    let last = match got > line {
+        true => format!("; the last line began {}", snippet(&expected[line..got])),
+        false => String::new(),
+    };
+    format!("{} of {} bytes, then {how}{last}", count(got), count(expected.len()))
+}
+
+/// The first [`SHOWN`] bytes, escaped and quoted, `...` after them if
+/// there are more: for bytes shown side by side.
+pub fn snippet(bytes: &[u8]) -> String {
+    let more = if bytes.len() > SHOWN { "..." } else { "" };
+    format!("\"{}\"{more}", bytes[..bytes.len().min(SHOWN)].escape_ascii())
 }
 
 /// Whatever arrives within `wait` (at most [`SHOWN`] bytes of it), `None`
@@ -250,9 +259,9 @@ pub fn newcomer(ctx: &crate::case::Ctx, within: Duration) -> Result<Duration, St
     let start = Instant::now();
     let deadline = start + within;
     let stream = pingpong::observe::wire::connect(ctx.addr, within)
-        .map_err(|e| format!("a newcomer could not connect: {}", cause(&e)))?;
+        .map_err(|e| format!("could not connect: {}", cause(&e)))?;
     send(&stream, b"ping\n", deadline)?;
-    expect(&stream, b"pong\n", deadline).map_err(|e| format!("a newcomer got {e}"))?;
+    expect(&stream, b"pong\n", deadline)?;
     Ok(start.elapsed())
 }
 

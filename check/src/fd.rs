@@ -71,7 +71,7 @@ fn emfile(ctx: &Ctx) -> Result<Outcome, String> {
     if let Some(died) = died {
         return Err(format!("{busy}, then {died}"));
     }
-    let took = served.map_err(|e| format!("{busy}; once they closed: {e}"))?;
+    let took = served.map_err(|e| format!("{busy}; once they closed, a newcomer: {e}"))?;
     Ok(Outcome::Pass(format!(
         "{busy}; once they closed, a newcomer's pong in {} ms",
         took.as_millis()

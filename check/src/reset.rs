@@ -70,8 +70,9 @@ fn storm(ctx: &Ctx) -> Result<Outcome, String> {
         let _ = wire::reset(client);
     }
     thread::sleep(Duration::from_millis(200));
-    let took = newcomer(ctx, ctx.left())
-        .map_err(|e| format!("after {connected} clients had sent a ping and reset: {e}"))?;
+    let took = newcomer(ctx, ctx.left()).map_err(|e| {
+        format!("a newcomer: {e} (after {connected} clients had sent a ping and reset)")
+    })?;
     Ok(Outcome::Pass(format!(
         "{connected} resets, then a newcomer's pong after {} ms",
         took.as_millis()
@@ -109,7 +110,7 @@ fn close_wait(ctx: &Ctx) -> Result<Outcome, String> {
     drop(stopped); // SIGCONT: it reads the ping and writes to a reset socket
     thread::sleep(Duration::from_millis(300));
     let took = newcomer(ctx, ctx.left())
-        .map_err(|e| format!("after a client reset with its pong owed: {e}"))?;
+        .map_err(|e| format!("a newcomer: {e} (after a client reset with its pong owed)"))?;
     let how = if held { " (the server held stopped meanwhile)" } else { "" };
     Ok(Outcome::Pass(format!("a newcomer's pong after {} ms{how}", took.as_millis())))
 }

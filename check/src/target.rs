@@ -110,16 +110,26 @@ fn addr_if(command: &[String], addr: SocketAddr) -> Option<SocketAddr> {
 
 /// How a started server died: `killed by SIGPIPE; it printed: ...`.
 pub fn death(launched: &mut Launched) -> String {
-    let ended = launched.exit_status().map_or("still running".into(), how_it_ended);
+    let ended = launched.exit_status().map_or("is still running".into(), how_it_ended);
+    // `killed by SIGPIPE` → `was killed by SIGPIPE`; `exited with status 1` stays.
+    let ended = if ended.starts_with("killed") { format!("was {ended}") } else { ended };
     launched.await_output_end(Stream::Stderr, Duration::from_millis(300));
-    let mut last = launched.tail(Stream::Stderr, 5);
+    let mut last = last_lines(launched, Stream::Stderr);
     if last.is_empty() {
-        last = launched.tail(Stream::Stdout, 5);
+        last = last_lines(launched, Stream::Stdout);
     }
     match last.is_empty() {
         true => format!("the server {ended}"),
         false => format!("the server {ended}; its last lines: {}", last.join(" | ")),
     }
+}
+
+/// The last five lines of `stream` that say something: Python's `^^^^`
+/// marks under a traceback's code are left out.
+fn last_lines(launched: &Launched, stream: Stream) -> Vec<String> {
+    let said = |line: &String| !line.trim().chars().all(|c| matches!(c, '^' | '~' | ' '));
+    let lines: Vec<String> = launched.tail(stream, 20).into_iter().filter(said).collect();
+    lines[lines.len().saturating_sub(5)..].iter().map(|l| l.trim().to_string()).collect()
 }
 
 /// Start `command` on a free port (or at `addr`), with at most `fd_limit`
