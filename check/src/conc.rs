@@ -4,10 +4,10 @@
 //! others, and many clients at once must each get their own replies.
 
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::case::{Case, Ctx, Needs, Outcome};
 use crate::exchange::{count, expect, newcomer, push_until, send};
@@ -40,17 +40,18 @@ pub const CASES: [Case; 3] = [
     },
     Case {
         id: "conc/stuck-reader",
-        title: "client A (4 KiB receive buffer) writes 8 MiB of pings and never reads; \
-                after 500 ms client B pings",
+        title: "client A (4 KiB receive buffer) writes up to 8 MiB of pings and never \
+                reads; once A's writes stall (or after 3 s) client B pings",
         rule: "B's pong within 1 s",
         mistake: Some(
             "a blocking write inside an event loop (sendall on a blocking socket): the \
-             whole loop waits for A to read",
+             whole loop waits for A to read; or a loop kept so busy by A (copying a \
+             reply buffer that only grows) that B waits",
         ),
         lab: Some("blocking-client"),
         see: None,
         needs: Needs::Address,
-        window: Duration::from_millis(1500),
+        window: Duration::from_secs(4),
         run: stuck_reader,
     },
 ];
@@ -112,21 +113,35 @@ fn many(ctx: &Ctx) -> Result<Outcome, String> {
 fn stuck_reader(ctx: &Ctx) -> Result<Outcome, String> {
     let stuck = ctx.connect_small()?;
     let writer = stuck.try_clone().map_err(|e| e.to_string())?;
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop, sent) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
     let deadline = ctx.deadline;
     let pushing = {
-        let stop = Arc::clone(&stop);
+        let (stop, sent) = (Arc::clone(&stop), Arc::clone(&sent));
         // Keep writing the whole time B waits: a client that stopped at the
         // first EAGAIN would let a blocked server go on.
         thread::spawn(move || {
             let pings = b"ping\n".repeat((64 << 10) / 5);
-            push_until(&writer, &pings, 8 << 20, &stop, deadline)
+            push_until(&writer, &pings, 8 << 20, &stop, &sent, deadline)
         })
     };
+    // B comes once A's writes stall (the server has stopped reading A:
+    // blocked writing to it, or holding back on purpose), or after 3 s
+    // (a server that reads on). Before that, the server may still be
+    // filling its send buffer, which the kernel grows to MiBs.
+    let start = Instant::now();
     thread::sleep(Duration::from_millis(500));
+    let (mut last, mut moved) = (sent.load(Ordering::Relaxed), Instant::now());
+    while moved.elapsed() < Duration::from_millis(300) && start.elapsed() < Duration::from_secs(3) {
+        thread::sleep(Duration::from_millis(50));
+        let now = sent.load(Ordering::Relaxed);
+        if now != last {
+            (last, moved) = (now, Instant::now());
+        }
+    }
     let answered = newcomer(ctx, Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
-    let (sent, _) = pushing.join().unwrap_or((0, false));
+    let _ = pushing.join();
+    let sent = sent.load(Ordering::Relaxed);
     close_unread(stuck);
     let took = answered.map_err(|e| {
         format!("B, within 1 s: {e} (while A had written {} bytes and read none)", count(sent))

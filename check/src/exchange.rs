@@ -8,7 +8,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -97,27 +97,31 @@ pub fn send_aside(
 
 /// Write `chunk` over and over until `stop`, `cap` bytes, the deadline, or
 /// the server ends the connection: a client that keeps pushing however
-/// full the pipe is, waiting on EAGAIN rather than stopping at it. Returns
-/// the bytes sent, and whether the server ended the connection.
+/// full the pipe is, waiting on EAGAIN rather than stopping at it. `sent`
+/// counts the bytes as they go (another thread may watch it stall).
+/// Returns whether the server ended the connection.
 pub fn push_until(
     mut stream: &TcpStream,
     chunk: &[u8],
     cap: usize,
     stop: &AtomicBool,
+    sent: &AtomicUsize,
     deadline: Instant,
-) -> (usize, bool) {
+) -> bool {
     // Short waits, so that `stop` is seen soon.
     let _ = stream.set_write_timeout(Some(Duration::from_millis(50)));
-    let mut sent = 0;
-    while sent < cap && !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        let room = chunk.len().min(cap - sent);
+    loop {
+        let so_far = sent.load(Ordering::Relaxed);
+        if so_far >= cap || stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+            return false;
+        }
+        let room = chunk.len().min(cap - so_far);
         match stream.write(&chunk[..room]) {
-            Ok(n) => sent += n,
+            Ok(n) => _ = sent.fetch_add(n, Ordering::Relaxed),
             Err(e) if transient(&e) => {}
-            Err(_) => return (sent, true),
+            Err(_) => return true,
         }
     }
-    (sent, false)
 }
 
 /// Read exactly `expected.len()` bytes by `deadline`, comparing them as

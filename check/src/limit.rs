@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -91,11 +91,12 @@ fn huge_line(ctx: &Ctx) -> Result<Outcome, String> {
     let before = ctx.pid.and_then(rss);
     let stream = ctx.connect()?;
     let (writer, reader) = (clone(&stream)?, clone(&stream)?);
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop, sent) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
     let deadline = ctx.deadline;
     let pushing = {
         let stop = Arc::clone(&stop);
-        thread::spawn(move || push_until(&writer, &[b'x'; 64 << 10], HUGE, &stop, deadline))
+        let sent = Arc::clone(&sent);
+        thread::spawn(move || push_until(&writer, &[b'x'; 64 << 10], HUGE, &stop, &sent, deadline))
     };
     // Whatever the server says (an error line, welcome), its first bytes
     // kept; and whether it closed.
@@ -116,7 +117,8 @@ fn huge_line(ctx: &Ctx) -> Result<Outcome, String> {
         }
         thread::sleep(Duration::from_millis(50));
     }
-    let (sent, ended) = pushing.join().unwrap_or((0, false));
+    let ended = pushing.join().unwrap_or(false);
+    let sent = sent.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let (said, closed) = listening.join().unwrap_or_default();
     drop(stream);

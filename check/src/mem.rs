@@ -3,7 +3,7 @@
 //! stops reading that client until it reads (TCP's flow control then
 //! stops the client), and its memory stays put.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,9 @@ fn never_reader(ctx: &Ctx) -> Result<Outcome, String> {
         let mut chunk = b"ping\n".to_vec();
         chunk.extend((0..60_000).map(|i| b'a' + (i % 23) as u8));
         chunk.push(b'\n');
-        push_until(&writer, &chunk, CAP, &AtomicBool::new(false), until)
+        let sent = AtomicUsize::new(0);
+        push_until(&writer, &chunk, CAP, &AtomicBool::new(false), &sent, until);
+        sent.into_inner()
     });
     let mut peak = before;
     while !pushing.is_finished() {
@@ -65,7 +67,7 @@ fn never_reader(ctx: &Ctx) -> Result<Outcome, String> {
         thread::sleep(Duration::from_millis(50));
     }
     peak = peak.max(rss().unwrap_or(peak));
-    let (sent, _) = pushing.join().unwrap_or((0, false));
+    let sent = pushing.join().unwrap_or(0);
     let _ = pingpong::observe::wire::reset(client);
     let grown = peak.saturating_sub(before);
     let said = format!(
