@@ -161,3 +161,42 @@ fn a_failure_reads_as_rule_expected_actual_mistake_and_lab() {
         assert!(text.stdout.contains(line), "{line:?} in:\n{}", text.stdout);
     }
 }
+
+/// A server that answers every connection with `chunk` every `pause`, for
+/// ever, without a newline, reading nothing.
+fn endless(chunk: &'static [u8], pause: Duration) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                while std::io::Write::write_all(&mut stream, chunk).is_ok() {
+                    std::thread::sleep(pause);
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_server_that_never_stops_sending_cannot_hold_or_grow_check() {
+    // A byte every 50 ms: a read timeout restarted by each byte would wait
+    // for ever; the case's deadline does not move.
+    let trickle = endless(b"x", Duration::from_millis(50));
+    let start = std::time::Instant::now();
+    let checked =
+        check(&args(&["--format", "json", "--timeout", "1", "--only", "line/long", &trickle]));
+    assert!(start.elapsed() < Duration::from_secs(20), "took {:?}", start.elapsed());
+    assert_eq!(checked.code, 1, "{checked:?}");
+    let actual = checked.case("line/long")["actual"].as_str().unwrap_or_default().to_string();
+    assert!(actual.starts_with("\"x") && actual.contains("at byte 0"), "{actual}");
+
+    // A flood: the reply is read no further than it could be right.
+    let flood = endless(&[b'x'; 1 << 16], Duration::ZERO);
+    let checked = check(&args(&["--format", "json", "--only", "line/ping", &flood]));
+    assert_eq!(checked.code, 1, "{checked:?}");
+    let actual = checked.case("line/ping")["actual"].as_str().unwrap_or_default().to_string();
+    // Five bytes read, as many as "pong\n" has, and no more.
+    assert_eq!(actual, "\"xxxxx\" at byte 0, where \"pong\\n\" was due", "{actual}");
+}
