@@ -92,8 +92,8 @@ pub const CASES: [Case; 8] = [
             "a line cut at one recv(1024), or a send() taken for sendall(): \
              send returns how much the kernel took, which may be less",
         ),
-        lab: Some("short-write-lost"),
-        see: None,
+        lab: None,
+        see: Some("`pingpong lab short-write-lost` shows a send taken for sendall"),
         needs: Needs::Address,
         window: Duration::ZERO,
         run: long,

@@ -38,6 +38,7 @@ mod target;
 #[derive(Parser, Debug)]
 #[command(
     name = "pingpong check",
+    bin_name = "pingpong check",
     after_help = "Examples:\n  pingpong check 127.0.0.1:8000\n  \
                   pingpong check --pid 4242 127.0.0.1:8000\n  \
                   pingpong check -- python3 my_server.py --port {port}\n  \
