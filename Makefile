@@ -12,7 +12,7 @@ M ?= 10
 ARGS ?=
 
 .PHONY: help build server test test-kqueue lint check-platforms run-epoll run-kqueue run-poll run-select run-threads \
-        run-pool run-hybrid run-uring run-blocking client demo-stall lab
+        run-pool run-hybrid run-uring run-blocking client demo-stall lab check-server
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -166,3 +166,12 @@ bench: bench-build $(C_EPOLL) ## quick benchmark of every mode and the C epoll s
 	$(BENCH) --quick $(BENCH_PEER) $(ARGS)
 bench-full: bench-build $(C_EPOLL) ## full benchmark (~6 min): 1 to 10,000 connections, 3 s windows
 	$(BENCH) $(BENCH_PEER) $(ARGS)
+
+# ---- check-server: grade any server that speaks the protocol (docs/check.md)
+# CMD starts it, with {port} where check puts a free port; ARGS go to check
+# (--only line, --format junit --out report.xml, ...). Exit status 1 when a
+# case fails, so a CI job or a grader can run it as it is.
+check-server: ## grade a server: make check-server CMD="python3 my_server.py --port {port}"
+	@test -n '$(CMD)' || { echo 'usage: make check-server CMD="python3 my_server.py --port {port}" [ARGS="--only line"]' >&2; exit 2; }
+	@$(MAKE) --no-print-directory build
+	$(BIN) check $(ARGS) -- $(CMD)

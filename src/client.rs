@@ -32,6 +32,12 @@ mod trouble;
 /// gives one process run out first, and say so.
 pub const NUM_CLIENTS: RangeInclusive<u64> = 1..=100_000;
 
+/// The longest reply line the client takes: a `pong`, or an `error: ...`
+/// line, is far shorter. A server that sends more without a newline is
+/// wrong (or not a pingpong server), and the client says so instead of
+/// keeping every byte while it waits for a newline that may never come.
+pub const REPLY_LIMIT: usize = 1024;
+
 /// What `pingpong client` was asked to do.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -41,7 +47,9 @@ pub struct ClientConfig {
     pub messages: usize,
     /// No line per reply, only the summary.
     pub quiet: bool,
-    /// Give up on a connection, or a reply, that has not come after this long.
+    /// Give up on a connection, or a reply, that has not come after this
+    /// long: the whole reply, counted from the ping, so that a server
+    /// trickling bytes without a newline cannot hold the client forever.
     pub timeout: Duration,
 }
 
@@ -129,14 +137,13 @@ pub fn run_threads(config: &ClientConfig) -> ClientReport {
 fn ping_pong(id: usize, config: &ClientConfig, mut on_reply: impl FnMut()) -> Result<(), Trouble> {
     let stream =
         TcpStream::connect_timeout(&config.addr(), config.timeout).map_err(Trouble::Connect)?;
-    stream.set_read_timeout(Some(config.timeout)).map_err(Trouble::Setup)?;
     let mut writer = &stream;
     let mut reader = BufReader::new(&stream);
     let mut line = Vec::new();
     for i in 1..=config.messages {
         writer.write_all(b"ping\n")?;
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        read_reply(&mut reader, Instant::now() + config.timeout, &mut line)?;
+        if line.is_empty() {
             return Err(Trouble::Closed);
         }
         if line != b"pong\n" {
@@ -148,10 +155,52 @@ fn ping_pong(id: usize, config: &ClientConfig, mut on_reply: impl FnMut()) -> Re
         }
     }
     stream.shutdown(Shutdown::Write)?;
+    read_reply(&mut reader, Instant::now() + config.timeout, &mut line)?;
+    match line.is_empty() {
+        true => Ok(()),
+        false => Err(Trouble::Reply(line)),
+    }
+}
+
+/// Read one reply line, newline included, into `line` (left empty at EOF),
+/// by `deadline` and within [`REPLY_LIMIT`] bytes. The read timeout is
+/// what is left of the deadline before each read, so bytes that keep
+/// coming do not keep the reply open (a plain read timeout would restart
+/// with each of them).
+fn read_reply(
+    reader: &mut BufReader<&TcpStream>,
+    deadline: Instant,
+    line: &mut Vec<u8>,
+) -> Result<(), Trouble> {
     line.clear();
-    match reader.read_until(b'\n', &mut line)? {
-        0 => Ok(()),
-        _ => Err(Trouble::Reply(line)),
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Trouble::Unfinished(std::mem::take(line)));
+        }
+        reader.get_ref().set_read_timeout(Some(left)).map_err(Trouble::Setup)?;
+        // One read at a time (`fill_buf`), never `read_until`: that loops
+        // inside itself for as long as bytes keep coming, past any deadline.
+        let got = match reader.fill_buf() {
+            Ok([]) => return Ok(()), // EOF
+            Ok(got) => got,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                continue
+            }
+            Err(e) => return Err(Trouble::Exchange(e)),
+        };
+        // Whatever follows the newline is the next reply's, left in the reader.
+        let room = &got[..got.len().min(REPLY_LIMIT + 1 - line.len())];
+        let end = find_newline(room);
+        let taken = end.map_or(room.len(), |at| at + 1);
+        line.extend_from_slice(&room[..taken]);
+        reader.consume(taken);
+        if end.is_some() {
+            return Ok(());
+        }
+        if line.len() > REPLY_LIMIT {
+            return Err(Trouble::TooLong(std::mem::take(line)));
+        }
     }
 }
 
@@ -170,8 +219,9 @@ struct Conn {
     bytes_received: usize,
     /// All pongs in and our FIN sent: waiting for the server's EOF.
     done_sending: bool,
-    /// When the server has been silent for `--timeout`: moved on by every
-    /// byte it sends, as the threads' read timeout is.
+    /// When the reply owed (or the server's EOF) is `--timeout` late: set
+    /// when a ping is queued, not moved by the bytes that arrive, so a
+    /// server that trickles a reply cannot hold the connection forever.
     deadline: Instant,
 }
 
@@ -251,7 +301,7 @@ fn open(id: usize, config: &ClientConfig) -> Result<Conn, Trouble> {
     })
 }
 
-/// Close every connection whose server has been silent past its deadline;
+/// Close every connection whose reply is past its deadline;
 /// returns the earliest deadline left.
 fn expire(
     selector: &mut Selector<Conn>,
@@ -262,7 +312,9 @@ fn expire(
     let overdue: Vec<RawFd> =
         selector.keys().filter(|key| key.data.deadline <= now).map(|key| key.fd).collect();
     for fd in overdue {
-        close(selector, fd, config, Some((Trouble::Silent, report)));
+        let partial = selector.get_key_mut(fd).map(|key| std::mem::take(&mut key.data.inb));
+        let trouble = Trouble::Unfinished(partial.unwrap_or_default());
+        close(selector, fd, config, Some((trouble, report)));
     }
     selector.keys().map(|key| key.data.deadline).min().unwrap_or(now + config.timeout)
 }
@@ -317,7 +369,6 @@ fn service(
             };
         }
         conn.bytes_received += n;
-        conn.deadline = Instant::now() + config.timeout;
         conn.inb.extend_from_slice(&buf[..n]);
         while let Some(end) = find_newline(&conn.inb) {
             let line: Vec<u8> = conn.inb.drain(..=end).collect();
@@ -335,6 +386,10 @@ fn service(
                 conn.stream.shutdown(Shutdown::Write).map_err(Trouble::Exchange)?;
                 conn.done_sending = true;
             }
+            conn.deadline = Instant::now() + config.timeout;
+        }
+        if conn.inb.len() > REPLY_LIMIT {
+            return Err(Trouble::TooLong(std::mem::take(&mut conn.inb)));
         }
     }
     Ok(Some(interest(conn)))

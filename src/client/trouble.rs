@@ -18,6 +18,12 @@ pub enum Trouble {
     Setup(io::Error),
     /// Nothing came from the server for `--timeout`.
     Silent,
+    /// The reply was not whole (no newline yet) `--timeout` after the
+    /// ping: what had come, empty if nothing had.
+    Unfinished(Vec<u8>),
+    /// More than [`super::REPLY_LIMIT`] bytes and still no newline: what
+    /// had come.
+    TooLong(Vec<u8>),
     /// The server closed the connection before the last reply.
     Closed,
     /// A read or a write failed: the connection was reset, say.
@@ -56,6 +62,23 @@ impl Trouble {
                 format!("got no reply within {} s from {addr}", config.timeout.as_secs_f64()),
                 Some("a slow server? --timeout waits longer"),
             ),
+            Trouble::Unfinished(got) if got.is_empty() => return Trouble::Silent.say(config),
+            Trouble::Unfinished(got) => (
+                format!(
+                    "got no whole reply within {} s from {addr}: {} and no newline",
+                    config.timeout.as_secs_f64(),
+                    shown(got)
+                ),
+                Some("a slow server? --timeout waits longer"),
+            ),
+            Trouble::TooLong(got) => (
+                format!(
+                    "got a reply of over {} bytes with no newline from {addr}: {}",
+                    super::REPLY_LIMIT,
+                    shown(got)
+                ),
+                Some("is that a pingpong server?"),
+            ),
             Trouble::Closed => (
                 format!(
                     "lost the connection to {addr}: the server closed it before the last reply"
@@ -85,6 +108,15 @@ impl Trouble {
             None => said,
         }
     }
+}
+
+/// What arrived, for a person: `5 bytes, "xxxxx"`, or its first 40 bytes
+/// and `...` when there is more.
+fn shown(got: &[u8]) -> String {
+    const SHOWN: usize = 40;
+    let start = String::from_utf8_lossy(&got[..got.len().min(SHOWN)]).into_owned();
+    let more = if got.len() > SHOWN { "..." } else { "" };
+    format!("{} bytes, {start:?}{more}", got.len())
 }
 
 /// What to try when `connect` fails.
@@ -135,5 +167,23 @@ mod tests {
             [format!("2 of 5 clients {refused}"), format!("1 of 5 clients {busy}")]
         );
         assert_eq!(alike(std::slice::from_ref(&refused), 1), [format!("the client {refused}")]);
+    }
+
+    #[test]
+    fn an_unfinished_reply_shows_its_first_bytes() {
+        let config = ClientConfig {
+            host: [127, 0, 0, 1].into(),
+            port: 8000,
+            num_clients: 1,
+            messages: 1,
+            quiet: true,
+            timeout: std::time::Duration::from_secs(2),
+        };
+        let said = Trouble::TooLong(vec![b'x'; 1025]).say(&config);
+        assert!(said.starts_with("got a reply of over 1024 bytes with no newline"), "{said}");
+        assert!(said.contains(&format!("1025 bytes, \"{}\"...", "x".repeat(40))), "{said}");
+        let said = Trouble::Unfinished(b"pon".to_vec()).say(&config);
+        assert!(said.contains("no whole reply within 2 s") && said.contains("3 bytes, \"pon\""));
+        assert_eq!(Trouble::Unfinished(Vec::new()).say(&config), Trouble::Silent.say(&config));
     }
 }

@@ -22,6 +22,7 @@
 pub mod banner;
 pub mod launched;
 pub mod sample;
+pub mod tcp_table;
 pub mod wire;
 
 pub use banner::Banner;
