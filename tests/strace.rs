@@ -19,10 +19,11 @@ use std::thread;
 use std::time::Duration;
 
 use common::strace::{
-    narrated, parse, strace_quoted_start, strace_usable, wait_for_state, Attached, Call, Traced,
-    THREAD_STARTS,
+    narrated, parse, strace_quoted_start, strace_usable, Attached, Call, Traced, THREAD_STARTS,
 };
-use common::{ping_pong, read_to_end_with_timeout, run_client, Server, ALL_MODES, PATIENCE};
+use common::{
+    ping_pong, read_to_end_with_timeout, run_client, wait_for_state, Server, ALL_MODES, PATIENCE,
+};
 use nix::sys::signal::{kill, Signal};
 
 /// The calls that tell the story, as `make strace-MODE` traces them. A

@@ -17,7 +17,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
-use pingpong::observe::{Banner, Launched, Stream};
+use pingpong::observe::{Banner, Launched, Sample, Stream};
 
 /// The binary under test, built by cargo for integration tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_pingpong");
@@ -153,6 +153,20 @@ pub fn is_count(said: &str) -> bool {
         _ => return false,
     };
     what == if n == 1 { one } else { many }
+}
+
+/// Wait until `/proc/PID/stat` shows the process in `state` ('T': stopped),
+/// up to [`PATIENCE`]. Linux's: elsewhere it fails the test.
+pub fn wait_for_state(pid: Pid, state: char, mode: &str) {
+    let until = Instant::now() + PATIENCE;
+    loop {
+        let now = Sample::take(pid.as_raw()).ok().map(|now| now.state);
+        if now == Some(state) {
+            return;
+        }
+        assert!(Instant::now() < until, "{mode}: server never reached state {state} (now {now:?})");
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// A thread reading a pipe to its end.

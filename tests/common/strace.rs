@@ -14,12 +14,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use pingpong::observe::{Banner, Launched, Sample, Stream};
+use pingpong::observe::{Banner, Launched, Stream};
 
 use super::{everything_after, first_line, BIN, PATIENCE};
 
@@ -61,19 +60,6 @@ pub fn skip(test: &str, why: &str) -> bool {
     }
     let _ = writeln!(io::stderr(), "skipped {test}: {why}");
     false
-}
-
-/// Wait until `/proc/PID/stat` shows the process in `state` ('T': stopped).
-pub fn wait_for_state(pid: Pid, state: char, mode: &str) {
-    let until = Instant::now() + PATIENCE;
-    loop {
-        let now = Sample::take(pid.as_raw()).ok().map(|now| now.state);
-        if now == Some(state) {
-            return;
-        }
-        assert!(Instant::now() < until, "{mode}: server never reached state {state} (now {now:?})");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// A server started under `strace -f -ttt -o FILE`.
