@@ -9,8 +9,10 @@
 # rustc under /usr/bin with std's source under /usr/lib/rustlib/src, and
 # `-Zbuild-std` compiles that std for each target. -Z flags are nightly-only;
 # RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them. Only `cargo check`
-# runs (no linking), so no macOS SDK or BSD sysroot is needed, and tests are
-# left out: they would need a test harness built for the target too.
+# runs (no linking), so no macOS SDK or BSD sysroot is needed. The tests are
+# type-checked too (`--tests`: the unit tests and tests/*.rs), so a student's
+# `make test` on a Mac or a BSD at least compiles; for that, build-std also
+# builds `test`, the harness every test binary links, and `proc_macro`.
 #
 # Usage: scripts/check-platforms.sh [TARGET...]   (default: the six below)
 # Env:   XCHECK_TARGET_DIR  build directory (default /tmp/pingpong-xcheck),
@@ -21,8 +23,9 @@
 #                           kqueue.rs (it is cfg'd out there), so this is
 #                           the only lint it gets. Needs rust-web-clippy,
 #                           Debian's clippy for rustc-web.
-# Cost: the first run builds std once per target (about a minute each); later
-# runs only re-check pingpong (a second or two per target).
+# Cost: the first run builds std and the test harness once per target (about
+# a minute each); later runs only re-check pingpong and its tests (a few
+# seconds per target).
 # Exit status: 0 when every target passes, 1 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -85,8 +88,8 @@ for target in "${targets[@]}"; do
   log=$target_dir/logs/$target.log
   start=$SECONDS
   if PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$target_dir \
-    "$cargo" "$subcommand" -Zbuild-std=std,panic_abort --target "$target" --lib --bins \
-    "${lints[@]}" >"$log" 2>&1; then
+    "$cargo" "$subcommand" -Zbuild-std=std,panic_abort,test,proc_macro --target "$target" \
+    --lib --bins --tests "${lints[@]}" >"$log" 2>&1; then
     status=ok
     grep -q '^warning' "$log" && status="ok, with warnings (see $log)"
   else

@@ -4,8 +4,9 @@
 //! Each check runs against a real `pingpong serve` in every mode that must
 //! survive it (epoll, poll, threads, hybrid; kqueue too when linked against
 //! libkqueue, `make test-kqueue`), and measures the server from outside,
-//! through `/proc/PID` (read with procfs): peak memory (`VmHWM`), CPU time
-//! (`utime + stime`), open fds. The selector modes also tell, on SIGUSR1
+//! through `/proc/PID` (read with `pingpong::observe::Sample`, as the labs
+//! and the benchmark do): peak memory (`VmHWM`), CPU time (`utime + stime`),
+//! open fds. The selector modes also tell, on SIGUSR1
 //! with `--stats`, how many times their loop has woken.
 //!
 //! The counts follow the issue. Every wait is bounded (by [`PATIENCE`] or
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use common::{ping_pong, read_to_end_with_timeout, Server, PATIENCE};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{setsockopt, sockopt};
-use procfs::process::{Process, Status};
+use pingpong::observe::{sample, Sample};
 
 const IDLE_TIMEOUT: &[u8] = b"error: idle timeout\n";
 const SERVER_BUSY: &[u8] = b"error: server busy\n";
@@ -49,35 +50,14 @@ const RSS_LIMIT_KIB: u64 = 64 * 1024;
 const NEVER_READER_CAP: usize = 64 << 20;
 
 // ---------------------------------------------------------------------------
-// One #[test] per mode and check.
+// One #[test] per mode and check (`per_mode!`, from tests/common).
 
-macro_rules! in_every_mode {
-    ($($check:ident),* $(,)?) => {
-        in_every_mode!(@mode epoll "epoll"; $($check),*);
-        // The kqueue backend, in a Linux build linked against libkqueue.
-        #[cfg(kqueue)]
-        in_every_mode!(@mode kqueue "kqueue"; $($check),*);
-        in_every_mode!(@mode poll "poll"; $($check),*);
-        in_every_mode!(@mode threads "threads"; $($check),*);
-        in_every_mode!(@mode hybrid "hybrid"; $($check),*);
-        in_every_mode!(@mode uring "uring"; $($check),*);
-    };
-    (@mode $module:ident $mode:literal; $($check:ident),*) => {
-        mod $module {
-            $(
-                #[test]
-                fn $check() {
-                    if !crate::common::mode_usable($mode, stringify!($check)) {
-                        return;
-                    }
-                    super::$check($mode);
-                }
-            )*
-        }
-    };
-}
-
-in_every_mode!(
+// The modes that must survive hostile clients, as the header says (kqueue
+// only where this build has it). Blocking mode serves one client at a time
+// by design, and pool mode is held hostage by as many idle clients as it
+// has workers: its own test, below, shows that instead.
+per_mode!(
+    modes [epoll kqueue poll threads hybrid uring];
     storm,
     fd_exhaustion_does_not_spin,
     idle_timeout_closes_idle_clients_only,
@@ -182,9 +162,9 @@ fn storm(mode: &str) {
     let slowloris_done = started.elapsed();
     // Still under siege: the slowloris and never-reader connections are open.
     let during = served(addr);
-    let status = status(pid);
-    let peak_kib = status.vmhwm.expect("VmHWM in /proc/PID/status");
-    let threads = status.threads;
+    let now = look(pid);
+    let peak_kib = now.peak_rss_bytes / 1024;
+    let threads = now.threads;
     drop(held);
     let after = served(addr);
     let total = started.elapsed();
@@ -648,7 +628,9 @@ fn rude_closers_do_not_kill_the_server(mode: &str) {
             panic!("{mode}: {e}");
         }
     }
-    let ignored = format!("{:016x}", status(server.pid().as_raw()).sigign);
+    let ignored = sample::ignored_signals(server.pid().as_raw())
+        .unwrap_or_else(|e| panic!("/proc/PID/status: {e}"));
+    let ignored = format!("{ignored:016x}");
     if let Err(e) = served(addr) {
         panic!("{mode}: after rude closers, a new client was not served: {e}");
     }
@@ -869,21 +851,16 @@ fn tail(text: &str, n: usize) -> &str {
     &text[start..]
 }
 
-/// `/proc/PID/status`, parsed (procfs).
-fn status(pid: i32) -> Status {
-    Process::new(pid)
-        .and_then(|process| process.status())
-        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"))
+/// One look at the server in `/proc` (stat, status, fd/, task/).
+fn look(pid: i32) -> Sample {
+    Sample::take(pid).unwrap_or_else(|e| panic!("/proc/{pid}: {e}"))
 }
 
 /// The CPU time (user + system, all threads) a process has used: `utime`
-/// and `stime` of `/proc/PID/stat`, in clock ticks.
+/// and `stime` of `/proc/PID/stat`, in clock ticks (10 ms steps: the
+/// windows below are long enough for that).
 fn cpu_time(pid: i32) -> Duration {
-    let stat = Process::new(pid)
-        .and_then(|process| process.stat())
-        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
-    let ticks = stat.utime + stat.stime;
-    Duration::from_millis(ticks * 1000 / procfs::ticks_per_second().max(1))
+    look(pid).cpu()
 }
 
 /// Wait until the server has answered what it had already read when the
@@ -909,6 +886,8 @@ fn cpu_over(pid: i32, span: Duration) -> (Duration, Duration) {
     (cpu_time(pid).saturating_sub(cpu), since.elapsed())
 }
 
-fn open_fds(pid: i32) -> usize {
-    Process::new(pid).and_then(|p| p.fd_count()).unwrap_or(0)
+/// Entries of `/proc/PID/fd`; 0 if the process cannot be read (it has
+/// exited: the test then fails on what comes next, saying more).
+fn open_fds(pid: i32) -> u64 {
+    Sample::take(pid).map_or(0, |now| now.fds)
 }

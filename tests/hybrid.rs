@@ -24,12 +24,11 @@ fn slow_batch(server: &Server, clients: usize, pings: usize) -> Duration {
     start.elapsed()
 }
 
-/// The server's /proc/PID/status, parsed (procfs): `threads`, `vmhwm` in KiB.
+/// One look at the server in `/proc` (`pingpong::observe::Sample`): its
+/// `threads`, its peak resident memory.
 #[cfg(target_os = "linux")]
-fn proc_status(server: &Server) -> procfs::process::Status {
-    procfs::process::Process::new(server.pid().as_raw())
-        .and_then(|process| process.status())
-        .expect("read /proc/PID/status")
+fn proc_status(server: &Server) -> pingpong::observe::Sample {
+    pingpong::observe::Sample::take(server.pid().as_raw()).expect("read /proc/PID")
 }
 
 #[test]
@@ -117,7 +116,7 @@ fn a_full_job_queue_stops_reading_instead_of_growing() {
             });
         }
     });
-    let peak_kib = proc_status(&server).vmhwm.expect("VmHWM in /proc status");
+    let peak_kib = proc_status(&server).peak_rss_bytes / 1024;
     assert!(
         peak_kib < 48 * 1024,
         "server RSS peaked at {peak_kib} KiB while 20 clients flooded it"

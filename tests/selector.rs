@@ -102,8 +102,9 @@ fn drain(socket: &mut UnixStream) -> Vec<u8> {
 }
 
 /// Let this process open a few thousand fds (the soft limit is 1024 on many
-/// Linux systems and 256 on macOS).
-fn raise_fd_limit(wanted: u64) {
+/// Linux systems and 256 on macOS). The limits are `rlim_t`: unsigned on
+/// Linux and macOS, signed on FreeBSD.
+fn raise_fd_limit(wanted: libc::rlim_t) {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     if soft >= wanted {
         return;

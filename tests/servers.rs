@@ -531,39 +531,8 @@ fn one_client_one_ping_is_said_in_the_singular() {
 
 // ------------------------------------------------------- one test per mode
 
-/// `per_mode!(f, g)` → `mod blocking { #[test] fn f() { super::f("blocking") } ... }`
-/// and the same for every mode of this OS.
-macro_rules! per_mode {
-    ($($test:ident),* $(,)?) => {
-        per_mode!(@mode blocking, "blocking", $($test),*);
-        #[cfg(target_os = "linux")]
-        per_mode!(@mode epoll, "epoll", $($test),*);
-        // kqueue: macOS and the BSDs, or Linux linked against libkqueue.
-        #[cfg(kqueue)]
-        per_mode!(@mode kqueue, "kqueue", $($test),*);
-        per_mode!(@mode poll, "poll", $($test),*);
-        per_mode!(@mode select, "select", $($test),*);
-        per_mode!(@mode threads, "threads", $($test),*);
-        per_mode!(@mode pool, "pool", $($test),*);
-        per_mode!(@mode hybrid, "hybrid", $($test),*);
-        #[cfg(target_os = "linux")]
-        per_mode!(@mode uring, "uring", $($test),*);
-    };
-    (@mode $module:ident, $mode:literal, $($test:ident),*) => {
-        mod $module {
-            $(
-                #[test]
-                fn $test() {
-                    if !crate::common::mode_usable($mode, stringify!($test)) {
-                        return;
-                    }
-                    super::$test($mode);
-                }
-            )*
-        }
-    };
-}
-
+// One `#[test]` per mode of this build, from `tests/common`'s `per_mode!`:
+// `epoll::fifty_clients_ten_pings_each`, `blocking::...` and so on.
 per_mode!(
     fifty_clients_ten_pings_each,
     line_echoed_byte_exact,

@@ -5,7 +5,7 @@
 //! - the provided buffers running dry (`-ENOBUFS` ends a multishot receive:
 //!   recycle, re-arm) under many clients sending at once into a tiny ring;
 //! - the completion queue overflowing under many clients (a tiny CQ): no
-//!   completion lost, every multishot that lost its `F_MORE` re-armed;
+//!   completion lost, every multishot that ended early re-armed;
 //! - closing a socket with its multishot receive armed: cancelled, and
 //!   closed only after its last completion;
 //! - io_uring refused (ENOSYS, EPERM, injected by strace): one clear line.
@@ -22,7 +22,10 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{mode_usable, read_to_end_with_timeout, run_with_timeout, Server, BIN, PATIENCE};
+use common::{
+    mode_usable, read_to_end_with_timeout, run_with_timeout, wait_for_state, Server, BIN, PATIENCE,
+};
+use nix::sys::signal::{kill, Signal};
 
 /// `n` clients at once, each writing `pings` pings in one go and then
 /// reading every pong: returns the failures.
@@ -32,19 +35,11 @@ fn pipelining_clients(addr: SocketAddr, n: usize, pings: usize) -> Vec<String> {
             thread::spawn(move || -> Result<(), String> {
                 let stream = TcpStream::connect(addr).map_err(|e| format!("{who}: {e}"))?;
                 stream.set_read_timeout(Some(PATIENCE)).unwrap();
-                let line = format!("client {who} says hello\n");
-                let mut request = Vec::new();
-                for i in 0..pings {
-                    request.extend_from_slice(if i % 2 == 0 { b"ping\n" } else { line.as_bytes() });
-                }
+                let (request, want) = pipelined(who, pings);
                 (&stream).write_all(&request).map_err(|e| format!("{who}: write: {e}"))?;
                 stream.shutdown(Shutdown::Write).map_err(|e| format!("{who}: {e}"))?;
                 let mut got = Vec::new();
                 (&stream).read_to_end(&mut got).map_err(|e| format!("{who}: read: {e}"))?;
-                let mut want = Vec::new();
-                for i in 0..pings {
-                    want.extend_from_slice(if i % 2 == 0 { b"pong\n" } else { line.as_bytes() });
-                }
                 if got != want {
                     return Err(format!(
                         "{who}: {} bytes back, {} expected",
@@ -62,9 +57,58 @@ fn pipelining_clients(addr: SocketAddr, n: usize, pings: usize) -> Vec<String> {
         .collect()
 }
 
+/// Client `who`'s `pings` lines, pings and a line of its own by turns, and
+/// the replies they must get: pongs, and its line echoed.
+fn pipelined(who: usize, pings: usize) -> (Vec<u8>, Vec<u8>) {
+    let line = format!("client {who} says hello\n");
+    let (mut request, mut reply) = (Vec::new(), Vec::new());
+    for i in 0..pings {
+        request.extend_from_slice(if i % 2 == 0 { b"ping\n" } else { line.as_bytes() });
+        reply.extend_from_slice(if i % 2 == 0 { b"pong\n" } else { line.as_bytes() });
+    }
+    (request, reply)
+}
+
 /// The `# cqe recv ...` comment lines of a `--trace` narration.
 fn recv_completions(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.trim_start().starts_with("# cqe recv fd=")).collect()
+}
+
+/// A multishot receive that ended before its client was done: a completion
+/// without `F_MORE` that carried bytes (the kernel could not post the next
+/// one: a full completion queue) or said the buffers ran dry (`-ENOBUFS`).
+/// The client's EOF (`res=0`) and a cancel are ends that need no re-arm.
+fn ended_early(line: &str) -> bool {
+    !line.contains("F_MORE")
+        && !line.contains("(stale")
+        && (res(line) > 0 || res(line) == -libc::ENOBUFS as i64)
+}
+
+/// The narrated early ends (see [`ended_early`]) after which the server
+/// never armed a receive on that fd again before closing it: each one a
+/// client whose remaining bytes would never be read. Empty when the re-arm
+/// path works.
+fn ends_not_rearmed(stderr: &str) -> Vec<String> {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let mut missing = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.trim_start();
+        let Some(fd) = line.strip_prefix("# cqe recv fd=") else { continue };
+        if !ended_early(line) {
+            continue;
+        }
+        let fd = fd.split_whitespace().next().unwrap_or_default();
+        let (arm, close) = (format!("# sqe recv fd={fd} "), format!("close({fd})"));
+        let rearmed = lines[i + 1..]
+            .iter()
+            .map(|l| l.trim_start())
+            .take_while(|l| !l.starts_with(&close))
+            .any(|l| l.starts_with(&arm));
+        if !rearmed {
+            missing.push(line.to_string());
+        }
+    }
+    missing
 }
 
 /// The `res=N` of a narrated completion.
@@ -95,6 +139,28 @@ fn a_dry_buffer_ring_under_forty_clients_loses_no_byte() {
         recvs.iter().filter(|l| res(l) == -libc::ENOBUFS as i64).all(|l| !l.contains("F_MORE")),
         "an ENOBUFS completion kept F_MORE"
     );
+    // The re-arm path, pinned where it is forced: every receive the dry ring
+    // ended was armed again (the bytes all came back above; this says how).
+    let missing = ends_not_rearmed(&stopped.stderr);
+    assert!(missing.is_empty(), "receives ended early and never re-armed: {missing:?}");
+}
+
+#[test]
+fn the_rearm_check_tells_a_rearmed_end_from_a_forgotten_one() {
+    // The checker itself, on a narration written by hand: fd 7's receive
+    // runs dry and is armed again; fd 8's ends with bytes and is closed
+    // without one; fd 9's ends at EOF, which needs none.
+    let narration = "\
+    # cqe recv fd=7 res=-105 0 (No buffer space available)
+    # sqe recv fd=7 multishot buf_group=0 user_data=0x7
+    # cqe recv fd=8 res=64 F_BUFFER(bid=1) \"ping\\n\"
+close(8)                                = 0   # client fd 8: closed
+    # sqe recv fd=8 multishot buf_group=0 user_data=0x8
+    # cqe recv fd=9 res=0 0
+";
+    let missing = ends_not_rearmed(narration);
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(missing[0].starts_with("# cqe recv fd=8 res=64"), "{missing:?}");
 }
 
 #[test]
@@ -102,32 +168,77 @@ fn an_overflowing_completion_queue_loses_no_reply() {
     if !mode_usable("uring", "an_overflowing_completion_queue_loses_no_reply") {
         return;
     }
-    // Four SQ entries, eight CQ entries: forty clients overflow it at once.
-    // Whether an overflow also ends a multishot receive early depends on
-    // the scheduling, so the session is played up to three times until one
-    // shows both; every session must lose no reply and exit cleanly.
-    let args = ["--trace", "--uring-entries", "4", "--uring-cq-entries", "8"];
-    let (mut flushes, mut ended_early) = (0, 0);
-    for _ in 0..3 {
-        let server = Server::start("uring", &args);
-        let failures = pipelining_clients(server.addr, 40, 100);
-        let stopped = server.stop();
-        assert!(failures.is_empty(), "{} clients failed: {:?}", failures.len(), &failures[..1]);
-        assert!(stopped.status.success(), "exit {:?}", stopped.status);
-        flushes = stopped.stderr.matches("IORING_SQ_CQ_OVERFLOW").count();
-        // A multishot receive whose completion came without F_MORE while it
-        // still had bytes to give ended early, and must have been armed again.
-        ended_early = recv_completions(&stopped.stderr)
-            .into_iter()
-            .filter(|l| res(l) > 0 && !l.contains("F_MORE"))
-            .count();
-        eprintln!("{flushes} overflow flushes; {ended_early} receives ended with data, re-armed");
-        if flushes > 0 && ended_early > 0 {
-            break;
+    // Four SQ entries, eight CQ entries, and forty clients whose connections
+    // and bytes all arrive while the server is stopped (SIGSTOP). When it
+    // runs again (SIGCONT), the kernel accepts all forty in one go: forty
+    // completions for eight slots, so the queue overflows on every run, not
+    // on lucky ones.
+    //
+    // A multishot receive ends early, and must be armed again, when the
+    // kernel cannot post its next completion (a full queue: whether that
+    // happens is up to the scheduling, and on a quiet machine it may not),
+    // or when the provided buffers run dry. Two buffers of 64 bytes for
+    // forty clients that each have 1,100 bytes waiting make the second
+    // certain: the kernel fills both before the server can give one back,
+    // and the next receive finds none (-ENOBUFS). So every run shows an
+    // early end, and every early end must be followed by a re-arm.
+    let args = [
+        "--trace",
+        "--uring-entries",
+        "4",
+        "--uring-cq-entries",
+        "8",
+        "--uring-buffers",
+        "2",
+        "--uring-buffer-size",
+        "64",
+    ];
+    let server = Server::start("uring", &args);
+    let failures = pipelining_clients_while_stopped(&server, 40, 100);
+    let stopped = server.stop();
+    assert!(failures.is_empty(), "{} clients failed: {:?}", failures.len(), &failures[..1]);
+    assert!(stopped.status.success(), "exit {:?}", stopped.status);
+    let flushes = stopped.stderr.matches("IORING_SQ_CQ_OVERFLOW").count();
+    let recvs = recv_completions(&stopped.stderr);
+    let full = recvs.iter().filter(|l| ended_early(l) && res(l) > 0).count();
+    let dry = recvs.iter().filter(|l| ended_early(l) && res(l) < 0).count();
+    eprintln!(
+        "{flushes} overflow flushes; receives ended early: {full} with bytes (queue full), \
+         {dry} with -ENOBUFS (ring dry)"
+    );
+    assert!(flushes > 0, "the completion queue never overflowed: the test tests nothing");
+    assert!(full + dry > 0, "no multishot receive ended early: nothing was re-armed");
+    let missing = ends_not_rearmed(&stopped.stderr);
+    assert!(missing.is_empty(), "receives ended early and never re-armed: {missing:?}");
+}
+
+/// [`pipelining_clients`], with every client connected and every request
+/// sent while the server is stopped (SIGSTOP): the kernel completes the
+/// handshakes and takes the bytes into the sockets without it. Then SIGCONT,
+/// and each client reads its replies to the end. Returns the failures.
+fn pipelining_clients_while_stopped(server: &Server, n: usize, pings: usize) -> Vec<String> {
+    kill(server.pid(), Signal::SIGSTOP).expect("SIGSTOP the server");
+    wait_for_state(server.pid(), 'T', "uring");
+    let mut clients = Vec::new();
+    let mut failures = Vec::new();
+    for who in 0..n {
+        let (request, reply) = pipelined(who, pings);
+        let stream = server.connect();
+        if let Err(e) =
+            (&stream).write_all(&request).and_then(|()| stream.shutdown(Shutdown::Write))
+        {
+            failures.push(format!("{who}: write: {e}"));
+        }
+        clients.push((who, stream, reply));
+    }
+    kill(server.pid(), Signal::SIGCONT).expect("SIGCONT the server");
+    for (who, stream, want) in clients {
+        let got = read_to_end_with_timeout(&stream, PATIENCE);
+        if got != want {
+            failures.push(format!("{who}: {} bytes back, {} expected", got.len(), want.len()));
         }
     }
-    assert!(flushes > 0, "the completion queue never overflowed: the test tests nothing");
-    assert!(ended_early > 0, "no multishot receive lost its F_MORE: nothing was re-armed");
+    failures
 }
 
 #[test]

@@ -330,7 +330,7 @@ fn raise_nofile() -> (u64, String) {
         return (1024, "RLIMIT_NOFILE unknown; assuming 1024".into());
     };
     // An unlimited hard limit still stops at the kernel's fs.nr_open (one
-    // number in a file: procfs has no reader for this one).
+    // number in a file, read as it is).
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse().ok())

@@ -148,10 +148,10 @@ fn hold_idle(driver: &mut Driver, server: &Server, idle: usize) -> io::Result<f6
     driver.start()?;
     driver.run_for(Duration::from_millis(100))?;
     driver.drain()?;
-    let before = server.sample()?.rss;
+    let before = server.sample()?.proc.rss_bytes;
     driver.connect(server.addr, idle, 0)?;
     driver.drain()?;
-    let after = server.sample()?.rss;
+    let after = server.sample()?.proc.rss_bytes;
     Ok(after.saturating_sub(before) as f64 / idle as f64)
 }
 
@@ -160,11 +160,9 @@ struct Window {
     round_trips: u64,
     elapsed: f64,
     starved: usize,
-    /// The server, before and after.
+    /// The server, before and after (its context switches among the rest).
     before: Sample,
     after: Sample,
-    /// Its context switches, before and after.
-    switches: (u64, u64),
     /// Our own CPU time (ns), before and after.
     client_cpu: (u64, u64),
 }
@@ -182,7 +180,6 @@ impl Window {
         let me = std::process::id() as i32;
         // The slow readings first, the CPU clocks last, so they frame the
         // load closely.
-        let switches0 = server.context_switches();
         let before = server.sample()?;
         if signal {
             server.request_stats()?;
@@ -200,7 +197,6 @@ impl Window {
         if signal {
             server.request_stats()?;
         }
-        let switches1 = server.context_switches();
         if round_trips == 0 {
             return Err(io::Error::other("no round trip completed in the window"));
         }
@@ -210,7 +206,6 @@ impl Window {
             starved: driver.starved_since(t0),
             before,
             after,
-            switches: (switches0, switches1),
             client_cpu: (client0, client1),
         })
     }
@@ -232,15 +227,15 @@ impl Window {
         m.set(Fig::CpuPerRt, a.cpu_ns.saturating_sub(b.cpu_ns) as f64 / rts);
         let (c0, c1) = self.client_cpu;
         m.set(Fig::ClientCpuPerRt, c1.saturating_sub(c0) as f64 / rts);
-        let user = a.utime.saturating_sub(b.utime);
-        let system = a.stime.saturating_sub(b.stime);
-        if user + system > 0 {
-            m.set(Fig::UserShare, 100.0 * user as f64 / (user + system) as f64);
+        let user = a.proc.user.saturating_sub(b.proc.user).as_secs_f64();
+        let system = a.proc.system.saturating_sub(b.proc.system).as_secs_f64();
+        if user + system > 0.0 {
+            m.set(Fig::UserShare, 100.0 * user / (user + system));
         }
-        let (s0, s1) = self.switches;
-        m.set(Fig::CtxPerRt, s1.saturating_sub(s0) as f64 / rts);
-        m.set(Fig::Threads, a.threads as f64);
-        m.set(Fig::PeakRss, a.hwm as f64);
+        let switches = a.context_switches().saturating_sub(b.context_switches());
+        m.set(Fig::CtxPerRt, switches as f64 / rts);
+        m.set(Fig::Threads, a.proc.threads as f64);
+        m.set(Fig::PeakRss, a.proc.peak_rss_bytes as f64);
     }
 }
 

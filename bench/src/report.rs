@@ -8,7 +8,6 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use nix::sys::utsname::uname;
-use procfs::{CpuInfo, Current, Meminfo};
 use tabled::builder::Builder;
 use tabled::grid::config::Offset;
 use tabled::settings::object::{Columns, Object, Rows};
@@ -296,16 +295,30 @@ server share the machine's cores: ratios between servers measured in one run hol
 figures vary from machine to machine.
 ";
 
+/// The first CPU's `model name` in `/proc/cpuinfo` (x86 has one; many ARM
+/// kernels do not, and the table says `unknown`).
+fn cpu_model() -> Option<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    cpuinfo.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == "model name").then(|| value.trim().to_string())
+    })
+}
+
+/// `MemTotal` of `/proc/meminfo`, in bytes (the file says kB, meaning KiB).
+fn memory_total() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find_map(|line| line.strip_prefix("MemTotal:"))?;
+    Some(line.split_whitespace().next()?.parse::<u64>().ok()? * 1024)
+}
+
 /// Machine, kernel, date, limits: the rows of the environment table.
 pub fn environment(ctx: &Context) -> Vec<(&'static str, String)> {
     let unknown = || "unknown".to_string();
-    let model = CpuInfo::current()
-        .ok()
-        .and_then(|cpus| cpus.model_name(0).map(str::to_string))
-        .unwrap_or_else(unknown);
+    let model = cpu_model().unwrap_or_else(unknown);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = uname().map_or_else(|_| unknown(), |u| u.release().to_string_lossy().into());
-    let memory = Meminfo::current().map_or_else(|_| unknown(), |m| bytes(m.mem_total as f64));
+    let memory = memory_total().map_or_else(unknown, |total| bytes(total as f64));
     vec![
         ("date (UTC)", humantime::format_rfc3339_seconds(ctx.started).to_string()),
         ("CPU", model),

@@ -54,14 +54,23 @@ impl Launched {
     /// kept. The pid watched is the child's: start servers directly, or
     /// through `sh -c 'exec ...'`, so that it is the server's own.
     pub fn spawn(command: &mut Command) -> io::Result<Launched> {
+        Launched::spawn_keeping(command, KEPT_LINES)
+    }
+
+    /// [`Launched::spawn`], keeping the newest `lines` lines of each stream
+    /// instead of [`KEPT_LINES`]. A watcher that runs for hours wants a
+    /// bound; a test that reads every line a short run printed (a whole
+    /// `--trace` narration, to count its completions) wants none, and
+    /// passes `usize::MAX`: a line it never saw would weaken what it checks.
+    pub fn spawn_keeping(command: &mut Command, lines: usize) -> io::Result<Launched> {
         let command_line = shown(command);
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start `{command_line}`: {e}")))?;
         let pid = i32::try_from(child.id()).map_err(io::Error::other)?;
-        let stdout = Kept::reading(child.stdout.take());
-        let stderr = Kept::reading(child.stderr.take());
+        let stdout = Kept::reading(child.stdout.take(), lines);
+        let stderr = Kept::reading(child.stderr.take(), lines);
         Ok(Launched { child, pid, command_line, stdout, stderr, status: None })
     }
 
@@ -297,6 +306,8 @@ fn shown(command: &Command) -> String {
 struct Kept {
     state: Mutex<KeptState>,
     arrived: Condvar,
+    /// The most lines kept: older ones are dropped from the front.
+    limit: usize,
 }
 
 struct KeptState {
@@ -308,10 +319,11 @@ struct KeptState {
 }
 
 impl Kept {
-    fn reading(pipe: Option<impl Read + Send + 'static>) -> Arc<Kept> {
+    fn reading(pipe: Option<impl Read + Send + 'static>, limit: usize) -> Arc<Kept> {
         let kept = Arc::new(Kept {
             state: Mutex::new(KeptState { lines: VecDeque::new(), first: 0, closed: false }),
             arrived: Condvar::new(),
+            limit: limit.max(1),
         });
         let Some(pipe) = pipe else {
             kept.lock().closed = true;
@@ -340,7 +352,7 @@ impl Kept {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let mut state = self.lock();
-        if state.lines.len() == KEPT_LINES {
+        if state.lines.len() >= self.limit {
             state.lines.pop_front();
             state.first += 1;
         }
@@ -410,6 +422,16 @@ mod tests {
         let lines = child.lines(Stream::Stdout);
         assert_eq!(lines.iter().map(String::len).sum::<usize>(), 20000);
         assert!(lines.iter().all(|l| l.len() <= KEPT_LINE_BYTES));
+    }
+
+    #[test]
+    fn a_bound_keeps_the_newest_lines_and_numbers_stay_true() {
+        let mut child =
+            Launched::spawn_keeping(Command::new("sh").args(["-c", "seq 1 5"]), 2).unwrap();
+        child.wait_exit(Duration::from_secs(5)).expect("exits");
+        assert!(child.await_output_end(Stream::Stdout, Duration::from_secs(5)));
+        assert_eq!(child.lines(Stream::Stdout), ["4", "5"]);
+        assert_eq!(child.cursor(Stream::Stdout), 5, "three dropped, two kept");
     }
 
     #[test]

@@ -97,6 +97,18 @@ pub fn fd_limit(pid: i32) -> io::Result<Option<u64>> {
     Ok(soft.parse().ok())
 }
 
+/// The signals the process ignores (`status`: `SigIgn`, a mask in hex: bit
+/// `n - 1` for signal `n`, so SIGPIPE, 13, is `0x1000`). A server that
+/// writes to sockets usually ignores SIGPIPE, or sends with `MSG_NOSIGNAL`.
+pub fn ignored_signals(pid: i32) -> io::Result<u64> {
+    let status = proc_file(pid, "status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .ok_or_else(|| io::Error::other(format!("/proc/{pid}/status has no SigIgn")))
+}
+
 /// The ids of the process's threads (`/proc/PID/task`), the main thread's
 /// (equal to `pid`) among them.
 pub fn tids(pid: i32) -> io::Result<Vec<i32>> {
@@ -228,6 +240,8 @@ mod tests {
         assert!(after.rss_bytes > 0 && after.peak_rss_bytes >= after.rss_bytes, "{after:?}");
         assert!(after.cores_since(&before) > 0.0, "{before:?} {after:?}");
         assert!(tids(me).unwrap().contains(&me));
+        // Rust's runtime ignores SIGPIPE before main, in tests too.
+        assert_ne!(ignored_signals(me).unwrap() & (1 << (libc::SIGPIPE - 1)), 0);
         assert!(fd_limit(me).unwrap().is_none_or(|n| n >= after.fds));
         // This thread is inside read(2) as it reads its own syscall file;
         // the main thread waits for the test threads, in futex(2).

@@ -2,17 +2,22 @@
 //! on a free port, talk to it, stop it with SIGTERM, run the client.
 //!
 //! Each test file uses a subset, hence `allow(dead_code)`.
+//!
+//! - [`strace`]: a server under strace, and the transcript strace writes;
+//! - [`per_mode!`](crate::per_mode): one `#[test]` per mode for a behaviour.
 #![allow(dead_code)]
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+#[cfg(target_os = "linux")]
+pub mod strace;
+
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use pingpong::observe::{Banner, Launched, Sample, Stream};
 
 /// The binary under test, built by cargo for integration tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_pingpong");
@@ -37,14 +42,18 @@ pub const ALL_MODES: &[&str] =
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A `pingpong serve` child process, killed on drop if still running.
+///
+/// It stands on [`pingpong::observe::Launched`], the layer the labs and the
+/// benchmark use too: the child's output is read by threads and kept, so it
+/// never blocks on a full pipe. A test keeps every line (a `--trace`
+/// narration is read whole), where a long-running watcher would keep only
+/// the newest.
 pub struct Server {
-    child: Child,
+    launched: Launched,
     pub addr: SocketAddr,
     pub mode: String,
     /// The start-up line, as printed.
     pub banner: String,
-    stdout: Option<JoinHandle<String>>,
-    stderr: Option<JoinHandle<String>>,
 }
 
 /// How a server ended: its exit status and what it printed after start-up.
@@ -59,36 +68,13 @@ impl Server {
     /// Run `pingpong serve --mode MODE --port 0 EXTRA...` and wait (up to
     /// [`PATIENCE`]) for its `listening on ADDR (mode M, pid P)` line.
     pub fn start(mode: &str, extra_args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--mode", mode, "--port", "0"])
-            .args(extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn pingpong serve");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (first_line, stdout) = read_first_line_then_rest(stdout);
-        let stderr = collect(stderr);
-        let banner = match first_line.recv_timeout(PATIENCE) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr = stderr.join().unwrap_or_default();
-                panic!("`serve --mode {mode} {extra_args:?}` printed no start-up line ({e}); stderr: {stderr}");
-            }
-        };
-        let addr = parse_banner(&banner, mode, child.id());
-        Server {
-            child,
-            addr,
-            mode: mode.to_string(),
-            banner,
-            stdout: Some(stdout),
-            stderr: Some(stderr),
-        }
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--mode", mode, "--port", "0"]).args(extra_args);
+        let mut launched = Launched::spawn_keeping(&mut command, usize::MAX)
+            .unwrap_or_else(|e| panic!("spawn pingpong serve: {e}"));
+        let banner = first_line(&mut launched, Stream::Stdout);
+        let addr = parse_banner(&banner, mode, launched.pid());
+        Server { launched, addr, mode: mode.to_string(), banner }
     }
 
     /// A connection to the server, with read and write timeouts of [`PATIENCE`].
@@ -103,55 +89,53 @@ impl Server {
 
     #[allow(dead_code)]
     pub fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
+        Pid::from_raw(self.launched.pid())
     }
 
     /// SIGTERM, then wait for the exit (up to [`PATIENCE`]; after that,
     /// SIGKILL and fail the test: a server that ignores SIGTERM is a bug).
     pub fn stop(mut self) -> Stopped {
-        kill(self.pid(), Signal::SIGTERM).expect("send SIGTERM");
-        let status = match wait_timeout(&mut self.child, PATIENCE) {
-            Some(status) => status,
-            None => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("{} server still running {PATIENCE:?} after SIGTERM; killed", self.mode);
-            }
-        };
-        let join =
-            |h: Option<JoinHandle<String>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
-        Stopped { status, stdout: join(self.stdout.take()), stderr: join(self.stderr.take()) }
+        let (status, on_term) = self.launched.stop(PATIENCE).expect("stop the server");
+        assert!(on_term, "{} server still running {PATIENCE:?} after SIGTERM; killed", self.mode);
+        let (stdout, stderr) = everything_after(&self.launched, 1);
+        Stopped { status, stdout, stderr }
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+/// The first line a child prints on `stream` (up to [`PATIENCE`]); the test
+/// fails, saying how the child ended and what it printed, if none comes.
+pub fn first_line(launched: &mut Launched, stream: Stream) -> String {
+    let mut from = 0;
+    match launched.wait_line(stream, &mut from, PATIENCE, |_| true) {
+        Some(line) => line,
+        None => panic!("{}", launched.failure(&format!("printed no line in {PATIENCE:?}"))),
     }
+}
+
+/// What an exited child printed, stdout without its first `skip` lines
+/// (the start-up line) and all of stderr, once both streams have ended: each
+/// line with its newline, as it was printed.
+pub fn everything_after(launched: &Launched, skip: usize) -> (String, String) {
+    let text = |stream, skip| {
+        launched.await_output_end(stream, PATIENCE);
+        let lines = launched.lines(stream);
+        lines.iter().skip(skip).map(|line| format!("{line}\n")).collect::<String>()
+    };
+    (text(Stream::Stdout, skip), text(Stream::Stderr, 0))
 }
 
 /// `listening on 127.0.0.1:4321 (mode epoll, pid 99)` → the address, after
 /// checking the mode and pid are the ones started, and that anything between
 /// them is a count: `(mode pool, 6 workers, pid 99)`, `(mode epoll, 2 event
-/// loops, pid 99)`.
-fn parse_banner(line: &str, mode: &str, pid: u32) -> SocketAddr {
-    let parsed = line
-        .strip_prefix("listening on ")
-        .and_then(|rest| rest.trim_end().split_once(" (mode "))
-        .and_then(|(addr, rest)| Some((addr.parse().ok()?, rest.strip_suffix(')')?)));
-    let Some((addr, rest)) = parsed else {
+/// loops, pid 99)`. [`Banner::parse`] reads the line; the checks are the
+/// tests' own, stricter than a tool that watches any server needs.
+fn parse_banner(line: &str, mode: &str, pid: i32) -> SocketAddr {
+    let Some(banner) = Banner::parse(line) else {
         panic!("unexpected start-up line: {line:?}");
     };
-    let parts: Vec<&str> = rest.split(", ").collect();
-    assert!(parts.len() >= 2, "start-up line: {line:?}");
-    let pid = format!("pid {pid}");
-    let (first, last, between) = (parts[0], parts[parts.len() - 1], &parts[1..parts.len() - 1]);
-    assert!(first == mode && last == pid, "start-up line: {line:?}");
-    assert!(between.len() <= 1 && between.iter().all(|c| is_count(c)), "start-up line: {line:?}");
-    addr
+    assert!(banner.mode == mode && banner.pid == pid, "start-up line: {line:?}");
+    assert!(banner.detail.as_deref().is_none_or(is_count), "start-up line: {line:?}");
+    banner.addr
 }
 
 /// `1 worker`, `6 workers`, `1 event loop`, `3 event loops`: the plural
@@ -171,24 +155,18 @@ pub fn is_count(said: &str) -> bool {
     what == if n == 1 { one } else { many }
 }
 
-/// A thread that hands over a pipe's first line at once, then keeps
-/// everything after it (so the child never blocks on a full pipe).
-pub fn read_first_line_then_rest(
-    pipe: impl Read + Send + 'static,
-) -> (mpsc::Receiver<String>, JoinHandle<String>) {
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return String::new(); // dropping tx tells start() the server died
+/// Wait until `/proc/PID/stat` shows the process in `state` ('T': stopped),
+/// up to [`PATIENCE`]. Linux's: elsewhere it fails the test.
+pub fn wait_for_state(pid: Pid, state: char, mode: &str) {
+    let until = Instant::now() + PATIENCE;
+    loop {
+        let now = Sample::take(pid.as_raw()).ok().map(|now| now.state);
+        if now == Some(state) {
+            return;
         }
-        let _ = tx.send(line);
-        let mut rest = String::new();
-        let _ = reader.read_to_string(&mut rest);
-        rest
-    });
-    (rx, handle)
+        assert!(Instant::now() < until, "{mode}: server never reached state {state} (now {now:?})");
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// A thread reading a pipe to its end.
@@ -319,4 +297,65 @@ fn uring_probe() -> Result<(), String> {
 #[cfg(not(target_os = "linux"))]
 fn uring_probe() -> Result<(), String> {
     Err("io_uring is Linux's".to_string())
+}
+
+/// One `#[test]` per mode for each behaviour, a function taking the mode:
+///
+/// ```text
+/// per_mode!(f, g);                      // every mode of this build
+/// per_mode!(modes [epoll poll]; f, g);  // only these
+/// ```
+///
+/// become `mod epoll { #[test] fn f() { super::f("epoll") } ... }` and so
+/// on, so `cargo test --test servers epoll::` runs one mode, and a failure
+/// names its mode. A mode this build lacks is left out at compile time (epoll
+/// and uring are Linux's; kqueue is macOS's and the BSDs', or Linux's linked
+/// against libkqueue); a mode the machine refuses at run time (io_uring
+/// disabled) is skipped by [`mode_usable`], saying why.
+#[macro_export]
+macro_rules! per_mode {
+    (modes [$($mode:ident)*]; $($test:ident),* $(,)?) => {
+        $crate::per_mode!(@each [$($mode)*] $($test),*);
+    };
+    ($($test:ident),* $(,)?) => {
+        $crate::per_mode!(
+            modes [blocking epoll kqueue poll select threads pool hybrid uring];
+            $($test),*
+        );
+    };
+    // One mode at a time: a macro cannot repeat the tests inside a
+    // repetition over the modes, so it recurses on the list instead.
+    (@each [$mode:ident $($rest:ident)*] $($test:ident),*) => {
+        $crate::per_mode!(@mode $mode $($test),*);
+        $crate::per_mode!(@each [$($rest)*] $($test),*);
+    };
+    (@each [] $($test:ident),*) => {};
+    (@mode epoll $($test:ident),*) => {
+        #[cfg(target_os = "linux")]
+        $crate::per_mode!(@module epoll $($test),*);
+    };
+    (@mode uring $($test:ident),*) => {
+        #[cfg(target_os = "linux")]
+        $crate::per_mode!(@module uring $($test),*);
+    };
+    (@mode kqueue $($test:ident),*) => {
+        #[cfg(kqueue)]
+        $crate::per_mode!(@module kqueue $($test),*);
+    };
+    (@mode $mode:ident $($test:ident),*) => {
+        $crate::per_mode!(@module $mode $($test),*);
+    };
+    (@module $mode:ident $($test:ident),*) => {
+        mod $mode {
+            $(
+                #[test]
+                fn $test() {
+                    if !$crate::common::mode_usable(stringify!($mode), stringify!($test)) {
+                        return;
+                    }
+                    super::$test(stringify!($mode));
+                }
+            )*
+        }
+    };
 }
