@@ -198,3 +198,35 @@ fn every_bug_serve_accepts_has_its_lab() {
     let labs: Vec<Bug> = lab::labs().iter().map(|lab| lab.bug).collect();
     assert_eq!(labs, Bug::ALL, "one lab per --bug, in the order --help lists them");
 }
+
+/// A lab's server under strace is strace's child, not ours: stopping it,
+/// or dropping it after an error, must end the server itself, never leave it
+/// running with no parent (strace, sent SIGTERM or SIGKILL, detaches and
+/// lets its tracee go on).
+#[test]
+fn a_lab_server_under_strace_leaves_nothing_behind() {
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    use pingpong::lab::probe::{LabServer, Launch};
+    if !common::strace::strace_usable("a_lab_server_under_strace_leaves_nothing_behind") {
+        return;
+    }
+    for stop in [true, false] {
+        let file = std::env::temp_dir().join(format!("lab-orphan-{}-{stop}", std::process::id()));
+        let launch = Launch { strace: Some(("accept4".into(), file.clone())), ..Launch::default() };
+        let server = LabServer::start(Path::new(BIN), &launch).expect("start under strace");
+        let pid = server.pid;
+        if stop {
+            server.stop().expect("stop");
+        } else {
+            drop(server);
+        }
+        // A zombie still answers kill(pid, 0) until init reaps it.
+        let gone = (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            kill(pid, None) == Err(Errno::ESRCH)
+        });
+        let _ = std::fs::remove_file(&file);
+        assert!(gone, "the server (pid {pid}) outlived its lab (stopped: {stop})");
+    }
+}

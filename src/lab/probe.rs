@@ -164,7 +164,29 @@ impl LabServer {
     }
 
     /// SIGTERM, and wait for it to finish (killed if it takes too long).
+    /// The signal goes to the server's own pid: under strace the child is
+    /// strace, which, sent SIGTERM itself, would detach and leave the server
+    /// running with no parent.
     pub fn stop(mut self) -> io::Result<ExitStatus> {
-        Ok(self.launched.stop(PATIENCE)?.0)
+        if self.launched.alive() {
+            let _ = nix::sys::signal::kill(self.pid, Signal::SIGTERM);
+        }
+        match self.launched.wait_exit(PATIENCE) {
+            Some(status) => Ok(status),
+            None => {
+                let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+                Ok(self.launched.stop(PATIENCE)?.0)
+            }
+        }
+    }
+}
+
+impl Drop for LabServer {
+    /// A lab that ends early (an error, a panic) still leaves no server
+    /// behind: the server itself is killed, not only strace or the shell.
+    fn drop(&mut self) {
+        if self.launched.alive() {
+            let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+        }
     }
 }
