@@ -51,7 +51,9 @@ pub fn serve<H: Handler>(
     config: &Config,
     handler: H,
 ) -> io::Result<Summary> {
-    let mut selector = Selector::with_options(backend, config.edge)?;
+    let mut selector = Selector::with_options(backend, config.edge).map_err(|e| {
+        crate::words::failed(format!("create the {} selector", backend.name()), e, None)
+    })?;
     selector.set_trace(config.trace);
     let guards = Guards::new(config)?;
     selector.register(listener.as_raw_fd(), EVENT_READ, Record::Listener)?;

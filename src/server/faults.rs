@@ -97,10 +97,7 @@ pub fn is_retry(call: Call, e: &io::Error) -> bool {
 /// something (fds, memory, buffers): trying again at once fails the same
 /// way, so a blocking accept loop pauses first.
 pub fn is_shortage(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
 }
 
 /// The one line a [`Class::Connection`] failure prints: `client

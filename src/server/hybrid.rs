@@ -339,15 +339,15 @@ fn work(
     }
 }
 
-/// Wake the loop (`faults.rs`, `Call::Wake`). EINTR: write again. EAGAIN:
-/// the counter (the pipe) is full, so a wake-up is pending already. Any
-/// other failure would leave the loop deaf to every worker, every client
-/// waiting for its replies: the server stops, with one line, status 1.
+/// Wake the loop (`faults.rs`, `Call::Wake`): EINTR or EAGAIN, write again
+/// (an eventfd's EAGAIN means its counter is full, which the loop's next read
+/// empties; a pipe's is taken care of in `Waker::wake`). Any other failure
+/// would leave the loop deaf to every worker, every client waiting for its
+/// replies: the server stops, with one line, status 1.
 fn wake(waker: &Waker) -> io::Result<usize> {
     loop {
         match waker.wake() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if faults::is_retry(faults::Call::Wake, &e) => return Ok(0),
+            Err(e) if faults::is_retry(faults::Call::Wake, &e) => continue,
             Err(e) => {
                 let hint = Some("the workers cannot reach the event loop; start the server again");
                 eprintln!("pingpong serve: {}", words::failed("wake the event loop", e, hint));
@@ -442,7 +442,10 @@ impl Waker {
     /// Returns the bytes written (a full pipe fails with EAGAIN: a wake-up
     /// is pending already, which is all that matters).
     fn wake(&self) -> io::Result<usize> {
-        Ok(nix::unistd::write(&self.pipe.1, b"x")?)
+        match nix::unistd::write(&self.pipe.1, b"x") {
+            Err(nix::errno::Errno::EAGAIN) => Ok(0),
+            written => Ok(written?),
+        }
     }
     /// One `read` takes every byte the workers wrote (a byte per wake-up,
     /// and only the first finisher since the loop last looked writes one).

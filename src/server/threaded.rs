@@ -35,8 +35,8 @@ use std::thread;
 use nix::sys::signal::{SigSet, Signal};
 
 use super::blocking::{self, serve_client};
-use super::faults;
 use super::config::Config;
+use super::faults;
 use super::signals;
 use super::summary::{Summary, Totals};
 use super::syscalls::{Call, Syscalls};
@@ -79,12 +79,19 @@ pub fn serve(
     let wake_addr = listener.local_addr()?;
     let watcher = {
         let shared = Arc::clone(&shared);
-        thread::Builder::new().name("signals".into()).stack_size(STACK_SIZE).spawn(move || {
-            // From inside: only here is the new thread's id known.
-            let calls = Syscalls::new(shared.config.trace);
-            calls.narrate_clone("the signal watcher: sigwait(SIGINT, SIGTERM)");
-            watch_signals(signals, &shared, wake_addr);
-        })?
+        thread::Builder::new()
+            .name("signals".into())
+            .stack_size(STACK_SIZE)
+            .spawn(move || {
+                // From inside: only here is the new thread's id known.
+                let calls = Syscalls::new(shared.config.trace);
+                calls.narrate_clone("the signal watcher: sigwait(SIGINT, SIGTERM)");
+                watch_signals(signals, &shared, wake_addr);
+            })
+            .map_err(|e| {
+                let hint = "the limit on threads: ulimit -u, /proc/sys/kernel/threads-max";
+                words::failed("start the thread that waits for signals", e, Some(hint))
+            })?
     };
     let mut calls = Syscalls::new(config.trace);
     calls.count(Call::Clone, 1);
