@@ -47,6 +47,9 @@ use crate::words;
 /// threads mode hold thousands of connections.
 const STACK_SIZE: usize = 64 * 1024;
 
+/// What to try when a thread cannot be started at all (clone(2): EAGAIN).
+const THREADS: Option<&str> = Some("the limit on threads: ulimit -u, /proc/sys/kernel/threads-max");
+
 /// What every thread shares.
 struct Shared {
     config: Config,
@@ -88,15 +91,13 @@ pub fn serve(
                 calls.narrate_clone("the signal watcher: sigwait(SIGINT, SIGTERM)");
                 watch_signals(signals, &shared, wake_addr);
             })
-            .map_err(|e| {
-                let hint = "the limit on threads: ulimit -u, /proc/sys/kernel/threads-max";
-                words::failed("start the thread that waits for signals", e, Some(hint))
-            })?
+            .map_err(|e| words::failed("start the thread that waits for signals", e, THREADS))?
     };
     let mut calls = Syscalls::new(config.trace);
     calls.count(Call::Clone, 1);
 
-    let pool = workers.map(|n| ThreadPool::start(n, &shared)).transpose()?;
+    let pool = workers.map(|n| ThreadPool::start(n, &shared)).transpose();
+    let pool = pool.map_err(|e| words::failed("start the pool's workers", e, THREADS))?;
     calls.count(Call::Clone, workers.unwrap_or(0) as u64);
     let mut handles = Vec::new();
     let mut next_id = 0u64;
