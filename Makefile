@@ -12,7 +12,7 @@ M ?= 10
 ARGS ?=
 
 .PHONY: help build test test-kqueue lint check-platforms run-epoll run-kqueue run-poll run-select run-threads \
-        run-pool run-hybrid run-uring run-blocking client demo-stall lab
+        run-pool run-hybrid run-uring run-blocking client demo-stall lab faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -132,3 +132,9 @@ bench: bench-build $(if $(BENCH_PEER),$(C_EPOLL)) ## quick benchmark of every mo
 	$(BENCH) --quick $(BENCH_PEER) $(ARGS)
 bench-full: bench-build $(if $(BENCH_PEER),$(C_EPOLL)) ## full benchmark (~6 min): 1 to 10,000 connections, 3 s windows
 	$(BENCH) $(BENCH_PEER) $(ARGS)
+
+# ---- faults: every system call failure the policy lists, made to happen with
+# strace --inject while clients talk (tests/faults.rs); the table is
+# docs/faults.md's, as measured here. Linux, with strace.
+faults: ## each system call made to fail (strace --inject): the matrix as measured, docs/faults.md
+	@$(CARGO) test --quiet --test faults -- --nocapture

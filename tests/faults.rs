@@ -199,13 +199,13 @@ fn every_injected_failure_lands_in_its_class() {
     }
     let mut results = Arc::try_unwrap(results).ok().and_then(|r| r.into_inner().ok()).unwrap();
     results.sort_by_key(|(i, _, _)| *i);
-    println!("\n{:<55} {:<10} {:<44} server said", "mode call:errno:when", "class", "clients");
+    println!("\n{:<42} {:<10} {:<66} server said", "mode call:errno:when", "class", "clients");
     let mut failures = Vec::new();
     for (i, measured, verdict) in &results {
         let case = cases[*i];
         let mark = if verdict.is_ok() { "" } else { " <-- WRONG" };
         println!(
-            "{:<55} {:<10} {:<44} {}{mark}",
+            "{:<42} {:<10} {:<66} {}{mark}",
             case.name(),
             format!("{:?}", case.class()).to_lowercase(),
             measured.clients(),
@@ -275,13 +275,15 @@ impl Measured {
                 said += &format!(", {n} {what}");
             }
         }
-        said += &format!(" ({} failed)", self.injected);
+        said += &format!(" ({} failed, {} clients')", self.injected, self.affected.len());
+        let exit = self.exit.map_or("none".into(), |code| code.to_string());
         match self.exited_after {
-            Some(after) => {
-                said += &format!("; exit {:?} in {:.2} s", self.exit, after.as_secs_f64())
-            }
+            Some(after) => said += &format!("; exit {exit} in {:.2} s", after.as_secs_f64()),
             None if self.newcomer == Some(Seen::Exact) => said += "; newcomer ok",
             None => said += &format!("; newcomer {:?}", self.newcomer),
+        }
+        if let Some(ticks) = self.busy_ticks {
+            said += if ticks <= BUSY_TICKS { ", idle" } else { ", BUSY" };
         }
         said
     }
@@ -301,8 +303,10 @@ impl Measured {
     }
 }
 
-/// How long the server is watched for CPU after the load.
+/// How long the server is watched for CPU after the load, and the most
+/// clock ticks (of 50 in that window) it may use there and count as idle.
 const IDLE_WINDOW: Duration = Duration::from_millis(500);
+const BUSY_TICKS: u64 = 10;
 
 impl Measured {
     fn new() -> Measured {
@@ -634,7 +638,7 @@ fn judge(case: &Case, m: &Measured) -> Result<(), String> {
     }
     // Idle: a few ticks at most (a spinning loop takes them all, even on a
     // busy machine: half of the window's 50 at the very least).
-    if let Some(ticks) = m.busy_ticks.filter(|&t| t > 10) {
+    if let Some(ticks) = m.busy_ticks.filter(|&t| t > BUSY_TICKS) {
         return Err(format!("busy after the load: {ticks} ticks of CPU in {IDLE_WINDOW:?}"));
     }
     let out_of_fds = matches!(case.errno.1, libc::EMFILE | libc::ENFILE);

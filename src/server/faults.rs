@@ -119,8 +119,7 @@ pub fn accept_failed(e: &io::Error) {
 /// exits with: `cannot wait in epoll_wait: invalid argument (...)`. The
 /// selector has retried EINTR already; anything else is not going away.
 pub fn wait_failed(call: &str, e: io::Error) -> io::Error {
-    let hint = "the server cannot go on and its clients are closed; start it again, \
-                and if it happens again, run it under strace -f to see the call";
+    let hint = "its clients are closed; start it again, under strace -f to see the call";
     words::failed(format!("wait in {call}"), e, Some(hint))
 }
 
