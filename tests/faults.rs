@@ -1,10 +1,11 @@
 //! When a system call fails, the server does what `docs/faults.md` says.
 //!
-//! Each case runs the real server under `strace -f --inject=CALL:error=ERRNO:when=...`
-//! (the failure made to happen, the Nth time, in whichever thread makes the
-//! call: strace counts per thread), while six clients send lines in four
-//! writes, half-close and read every reply up to the server's FIN. The class
-//! the policy gives that (call, errno), `pingpong::server::faults::class`,
+//! Each case starts the real server, attaches `strace -f -p PID
+//! --inject=CALL:error=ERRNO:when=...` to it (the failure made to happen the
+//! Nth time a thread makes the call: strace counts per thread, from the
+//! attach), and sends six clients at it, each writing four lines a little
+//! apart, half-closing and reading every reply up to the server's FIN. The
+//! class the policy gives that (call, errno), `pingpong::server::faults::class`,
 //! says what must be seen:
 //!
 //! - retry: every client gets exactly its replies;
@@ -15,12 +16,13 @@
 //! - listener: every client served (but one told `error: server busy` when
 //!   out of fds), a newcomer too, the server idle;
 //! - fatal: exit status 1 soon after, with one line `pingpong serve: cannot
-//!   ...`, and no client left hanging.
+//!   ...`, and no client left hanging. The setup's failures start the
+//!   server under strace instead, as they come before the attach could.
 //!
-//! Every server is then stopped with SIGTERM and must exit 0. The cases run
-//! in parallel, each server on a port of its own. `make faults` prints the
-//! matrix as measured (`-- --nocapture`). Skipped, saying why, without
-//! strace; a failure when `PINGPONG_REQUIRE_STRACE` is set.
+//! Every other server is then stopped with SIGTERM and must exit 0. The
+//! cases run in parallel, each server on a port of its own. `make faults`
+//! prints the matrix as measured (`-- --nocapture`). Skipped, saying why,
+//! without strace; a failure when `PINGPONG_REQUIRE_STRACE` is set.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -104,11 +106,12 @@ const EBADF: (&str, i32) = ("EBADF", libc::EBADF);
 const EFAULT: (&str, i32) = ("EFAULT", libc::EFAULT);
 
 /// The matrix. The `when`s are chosen so that every case hits clients of
-/// the load (six clients, four writes each, a read or more per write) and
-/// none after it: a range (`3..15+4`) in the single-threaded loops, where
-/// one count runs over every client; a small first call (`3`) in the thread
-/// modes, where each client's thread counts from 1 and the newcomer makes
-/// only two reads and two sends.
+/// the load (six clients, four writes each) and, where a failure costs a
+/// client, never the newcomer after it: a range (`5..10+5`) in the
+/// single-threaded loops, where one count runs over every client and the
+/// load always makes at least that many calls, however its writes merge; a
+/// small first call (`3`) in the thread modes, where each client's thread
+/// counts from 1 and the newcomer makes only two reads and two sends.
 const MATRIX: &[Case] = &[
     // epoll: one thread, one count for every client.
     case("epoll", "read", EINTR, "2..20+3", Some(Call::Read)),
