@@ -105,7 +105,8 @@ pub fn serve(
         let (fd, addr) = match calls.accept(&listener, false) {
             Ok(accepted) => accepted,
             Err(e) => {
-                // Out of fds: wait for a client to leave rather than spin.
+                // One connection's failure, not the server's (`faults.rs`);
+                // out of fds or memory, a pause rather than a spin.
                 blocking::accept_failed(&e);
                 continue;
             }
