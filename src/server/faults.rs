@@ -2,10 +2,12 @@
 //!
 //! A server makes a handful of calls over and over, and any of them can
 //! fail. What it does then is one of four things, and [`class`] says which,
-//! for every call ([`Call`]) and errno. Every mode asks it at the line that
-//! decides (`docs/faults.md` lists those lines, row by row, with the man page
-//! that lists each errno; `tests/faults.rs` makes each failure happen with
-//! `strace --inject` and checks the outcome):
+//! for every call ([`Call`]) and errno. Where the errno matters, the modes
+//! ask it at the line that decides; where it cannot (a failed registration
+//! or thread start is always one client's), that line does what it says.
+//! `docs/faults.md` lists those lines, row by row, with the man page that
+//! lists each errno; `tests/faults.rs` makes each failure happen with
+//! `strace --inject` and checks the outcome against [`class`]:
 //!
 //! | [`Class`]      | what the server does                                        |
 //! |----------------|-------------------------------------------------------------|
