@@ -12,7 +12,7 @@ M ?= 10
 ARGS ?=
 
 .PHONY: help build server test test-kqueue lint check-platforms run-epoll run-kqueue run-poll run-select run-threads \
-        run-pool run-hybrid run-uring run-blocking client demo-stall lab check-server
+        run-pool run-hybrid run-uring run-blocking client demo-stall lab check-server faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -175,3 +175,9 @@ check-server: ## grade a server: make check-server CMD="python3 my_server.py --p
 	@test -n '$(CMD)' || { echo 'usage: make check-server CMD="python3 my_server.py --port {port}" [ARGS="--only line"]' >&2; exit 2; }
 	@$(MAKE) --no-print-directory build
 	$(BIN) check $(ARGS) -- $(CMD)
+
+# ---- faults: every system call failure the policy lists, made to happen with
+# strace --inject while clients talk (tests/faults.rs); the table is
+# docs/faults.md's, as measured here. Linux, with strace.
+faults: ## each system call made to fail (strace --inject): the matrix as measured, docs/faults.md
+	@$(CARGO) test --quiet --test faults -- --nocapture

@@ -16,16 +16,17 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Instant;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use super::config::Config;
 use super::deadlines::LINGER;
+use super::faults::{self, Call};
 use super::handler::{self, Rules};
 use super::signals::{self, Signals};
 use super::summary::{Summary, Totals};
 use super::syscalls::Syscalls;
 use crate::protocol;
-use crate::words;
 
 /// Read buffer per client. Smaller than the event loop's single 64 KiB
 /// buffer, because here every client (every thread) has its own.
@@ -44,14 +45,15 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
     while !stop() {
         let (fd, addr) = match calls.accept(&listener, false) {
             Ok(accepted) => accepted,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
-            Err(e) => return Err(e),
+            Err(e) => {
+                accept_failed(&e);
+                continue;
+            }
         };
         Totals::add(&totals.connections, 1);
         let stream = TcpStream::from(fd);
         if let Err(e) = serve_client(&stream, &addr, config, &totals, &mut calls, &stop) {
-            eprintln!("client {addr} dropped: {}", words::cause(&e));
+            faults::dropped(&addr, &e);
         }
         calls.close(OwnedFd::from(stream), &format!("{addr}: client done"));
     }
@@ -81,14 +83,17 @@ pub fn serve_client(
     let mut partial: Vec<u8> = Vec::new();
     let mut replies = Vec::new();
     while !stop() {
+        let asked = Instant::now();
         let n = match calls.read(stream, &mut buf, addr) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // SO_RCVTIMEO expired: the client has been silent too long.
+            // SO_RCVTIMEO expired: the client has been silent too long. On a
+            // blocking socket that is the only EAGAIN the kernel gives; one
+            // sooner (strace's `--inject`) is retried, as EINTR is.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && timed_out(asked, config) => {
                 send_all(stream, protocol::IDLE_TIMEOUT, addr, totals, calls)?;
                 return linger(stream, calls);
             }
+            Err(e) if faults::is_retry(Call::Read, &e) => continue,
             Err(e) => return Err(e),
         };
         Totals::add(&totals.bytes_in, n as u64);
@@ -124,12 +129,38 @@ fn send_all(
                 Totals::add(&totals.bytes_out, n as u64);
                 buf = &buf[n..];
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // EINTR; or EAGAIN, which a blocking socket without SO_SNDTIMEO
+            // never gives (strace can): the next send blocks until there is room.
+            Err(e) if faults::is_retry(Call::Send, &e) => {}
             Err(e) => return Err(e),
         }
     }
     Ok(())
 }
+
+/// Whether a read asked at `asked` waited out `--idle-timeout`. Half of it
+/// will do: the kernel counts in clock ticks and may round, while an EAGAIN
+/// that is not the timeout comes back in microseconds.
+fn timed_out(asked: Instant, config: &Config) -> bool {
+    config.idle_timeout.is_some_and(|idle| asked.elapsed() >= idle / 2)
+}
+
+/// A failed `accept` (`faults.rs`: it costs that connection only): said in
+/// a line, then accept again; short of fds or memory, after a pause, for
+/// the queue is not going anywhere and trying at once would spin.
+pub fn accept_failed(e: &io::Error) {
+    if faults::is_retry(Call::Accept, e) {
+        return;
+    }
+    faults::accept_failed(e);
+    if faults::is_shortage(e) {
+        thread::sleep(SHORTAGE_PAUSE);
+    }
+}
+
+/// How long a blocking accept loop waits after running short of fds or
+/// memory: long enough not to spin, short enough that nobody notices.
+const SHORTAGE_PAUSE: Duration = Duration::from_millis(50);
 
 /// Shut down our side, then read and discard until the client's EOF (or
 /// `LINGER`), so the error just written is not destroyed by a reset.

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::faults::{self, Call};
 use super::life::{self, Phase, Settled};
 use super::summary::Totals;
 use super::syscalls::Syscalls;
@@ -90,7 +91,9 @@ impl Conn {
                 Totals::add(&totals.bytes_in, n as u64);
                 Ok(Some(n))
             }
-            Err(e) if is_transient(&e) => Ok(None),
+            // EAGAIN, EINTR: nothing this time; the selector says when
+            // (`faults.rs`). Any other error ends this client only.
+            Err(e) if faults::is_retry(Call::Read, &e) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -151,7 +154,7 @@ impl Conn {
                 }
                 Ok(n)
             }
-            Err(e) if is_transient(&e) => Ok(0),
+            Err(e) if faults::is_retry(Call::Send, &e) => Ok(0),
             Err(e) => Err(e),
         }
     }
@@ -190,9 +193,4 @@ impl Conn {
         }
         events
     }
-}
-
-/// EAGAIN and EINTR: try again at the next readiness.
-fn is_transient(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
 }

@@ -20,7 +20,7 @@ use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::OwnedFd, os::fd::RawFd}
 
 use super::{config::Config, handler::Handler, handler::Input, summary::Summary, summary::Totals};
 use super::{conn::Conn, conn::Next, deadlines::Due, guards::Guards, life::Phase};
-use super::{signals, spare_fd::Accepting, syscalls::Syscalls};
+use super::{faults, signals, spare_fd::Accepting, syscalls::Syscalls};
 use crate::bugs::Bug;
 use crate::protocol;
 use crate::selector::{Backend, Events, Selector, EVENT_READ};
@@ -51,7 +51,9 @@ pub fn serve<H: Handler>(
     config: &Config,
     handler: H,
 ) -> io::Result<Summary> {
-    let mut selector = Selector::with_options(backend, config.edge)?;
+    let mut selector = Selector::with_options(backend, config.edge).map_err(|e| {
+        crate::words::failed(format!("create the {} selector", backend.name()), e, None)
+    })?;
     selector.set_trace(config.trace);
     let guards = Guards::new(config)?;
     selector.register(listener.as_raw_fd(), EVENT_READ, Record::Listener)?;
@@ -73,7 +75,8 @@ impl<H: Handler> EventLoop<H> {
     fn serve_forever(&mut self) -> io::Result<()> {
         let mut ready = Vec::new();
         while self.listener.is_some() || self.guards.limits.clients() > 0 {
-            self.selector.select(self.guards.deadlines.timeout(), &mut ready)?;
+            let waited = self.selector.select(self.guards.deadlines.timeout(), &mut ready);
+            waited.map_err(|e| faults::wait_failed(self.selector.backend().wait_call(), e))?;
             self.guards.deadlines.tick();
             for &(fd, events) in &ready {
                 // An fd closed earlier in this batch (maybe reused by a client
@@ -182,6 +185,7 @@ impl<H: Handler> EventLoop<H> {
     /// needs now (no system call if unchanged, as is usual). Returns them.
     fn update(&mut self, fd: RawFd, outcome: io::Result<()>) -> Events {
         let Ok(conn) = client(&mut self.selector, fd) else { return Events::NONE };
+        let addr = conn.addr;
         let next = outcome.and_then(|()| conn.next(self.handler.owes(fd), &mut self.calls));
         if let Ok(Next::Linger) = next {
             self.guards.deadlines.linger(fd, conn.id);
@@ -192,7 +196,11 @@ impl<H: Handler> EventLoop<H> {
         match next.and_then(|_| self.selector.modify(fd, events)) {
             Ok(()) => events,
             Err(e) => {
-                self.close(fd, &e.to_string());
+                // A failed call (not the end of a life): said in a line.
+                if e.raw_os_error().is_some() {
+                    faults::dropped(&addr, &e);
+                }
+                self.close(fd, &crate::words::cause(&e));
                 Events::NONE
             }
         }

@@ -43,11 +43,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use super::config::Config;
+use super::faults;
 use super::handler::{self, Handled, Handler, Input, Rules};
 use super::syscalls::{Call, Syscalls};
 use crate::bugs::Bug;
 use crate::protocol::find_newline;
 use crate::trace;
+use crate::words;
 
 /// How much a client may send ahead while a worker has its earlier
 /// requests (more waits in the kernel, and TCP slows the client).
@@ -327,12 +329,31 @@ fn work(
         if first {
             // Counted here, for the loop to add up (`count`); narrated now.
             outbox.wakes.fetch_add(1, Relaxed);
-            let r = outbox.waker.wake();
+            let r = wake(&outbox.waker);
             if calls.tracing() {
                 let why = format!("worker {i}: work for fd {} done, wake the loop", job.fd);
                 let result = trace::result(r.as_ref().map(|&n| n as i64));
                 calls.narrate(&outbox.waker.narrate_write(), &result, &why);
             }
+        }
+    }
+}
+
+/// Wake the loop (`faults.rs`, `Call::Wake`): EINTR or EAGAIN, write again
+/// (an eventfd's EAGAIN means its counter is full, which the loop's next read
+/// empties; a pipe's is taken care of in `Waker::wake`). Any other failure
+/// would leave the loop deaf to every worker, every client waiting for its
+/// replies: the server stops, with one line, status 1.
+fn wake(waker: &Waker) -> io::Result<usize> {
+    loop {
+        match waker.wake() {
+            Err(e) if faults::is_retry(faults::Call::Wake, &e) => continue,
+            Err(e) => {
+                let hint = Some("the workers cannot reach the event loop; start the server again");
+                eprintln!("pingpong serve: {}", words::failed("wake the event loop", e, hint));
+                std::process::exit(1);
+            }
+            written => return written,
         }
     }
 }
@@ -421,7 +442,10 @@ impl Waker {
     /// Returns the bytes written (a full pipe fails with EAGAIN: a wake-up
     /// is pending already, which is all that matters).
     fn wake(&self) -> io::Result<usize> {
-        Ok(nix::unistd::write(&self.pipe.1, b"x")?)
+        match nix::unistd::write(&self.pipe.1, b"x") {
+            Err(nix::errno::Errno::EAGAIN) => Ok(0),
+            written => Ok(written?),
+        }
     }
     /// One `read` takes every byte the workers wrote (a byte per wake-up,
     /// and only the first finisher since the loop last looked writes one).

@@ -41,6 +41,7 @@ pub mod config;
 pub mod conn;
 pub mod deadlines;
 pub mod event_loop;
+pub mod faults;
 pub mod guards;
 pub mod handler;
 pub mod hybrid;

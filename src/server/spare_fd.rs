@@ -18,10 +18,10 @@ use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 
+use super::faults::{self, Call, Class};
 use super::syscalls::Syscalls;
 use crate::bugs::Bug;
 use crate::protocol;
-use crate::words;
 
 /// The one fd held in reserve.
 pub struct SpareFd {
@@ -50,22 +50,28 @@ impl SpareFd {
         SpareFd { file: File::open("/dev/null").ok() }
     }
 
-    /// `accept` failed with `e`: what now. EAGAIN: the queue is empty,
-    /// stop. A client that gave up before we accepted it (ECONNABORTED), or
-    /// a signal (EINTR): go on. Out of fds (the process's table, EMFILE, or
-    /// the system's, ENFILE): refuse one client with the spare, and go on
-    /// while the spare comes back; park when it does not.
+    /// `accept` failed with `e`: what now (the class is `faults.rs`'s).
+    /// EAGAIN: the queue is empty, stop. A signal (EINTR): go on. Out of
+    /// fds (the process's table, EMFILE, or the system's, ENFILE): refuse
+    /// one client with the spare, and go on while the spare comes back;
+    /// park when it does not. Any other failure concerns one connection:
+    /// said in a line (but for ECONNABORTED, the client's own doing), then
+    /// go on, for the kernel took that connection off the queue (ECONNABORTED,
+    /// EPERM, EPROTO); or, short of memory or buffers, stop and let the
+    /// wait come back to it (level-triggered, at once).
     pub fn after_accept(
         &mut self,
         e: &io::Error,
         listener: &TcpListener,
         calls: &mut Syscalls,
     ) -> Accepting {
-        match e.raw_os_error() {
+        match (faults::class(Call::Accept, e), e.raw_os_error()) {
+            (Class::Retry, _) if e.kind() == io::ErrorKind::WouldBlock => Accepting::Stop,
+            (Class::Retry, _) => Accepting::GoOn,
             // The bug (`--bug no-spare-fd`): back to the wait with the client
             // still queued, so the listener is still readable: a spin.
-            Some(libc::EMFILE | libc::ENFILE) if Bug::NoSpareFd.is_on() => Accepting::Stop,
-            Some(libc::EMFILE | libc::ENFILE) => {
+            (_, Some(libc::EMFILE | libc::ENFILE)) if Bug::NoSpareFd.is_on() => Accepting::Stop,
+            (_, Some(libc::EMFILE | libc::ENFILE)) => {
                 let refused = self.refuse_one(listener, calls);
                 match self.file {
                     None => Accepting::Park,
@@ -73,11 +79,13 @@ impl SpareFd {
                     Some(_) => Accepting::Stop,
                 }
             }
-            Some(libc::ECONNABORTED | libc::EINTR) => Accepting::GoOn,
-            _ if e.kind() == io::ErrorKind::WouldBlock => Accepting::Stop,
             _ => {
-                eprintln!("cannot accept a client: {}", words::cause(e));
-                Accepting::Stop
+                faults::accept_failed(e);
+                if faults::is_shortage(e) {
+                    Accepting::Stop
+                } else {
+                    Accepting::GoOn
+                }
             }
         }
     }

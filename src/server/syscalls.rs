@@ -197,6 +197,10 @@ impl Syscalls {
     pub fn close(&mut self, fd: OwnedFd, why: &str) {
         self.close += 1;
         let raw = fd.as_raw_fd();
+        // Never retried, whatever it says: Linux frees the fd number before
+        // anything can fail, so after an EINTR the number may already be
+        // another thread's new socket (close(2), "Dealing with error returns
+        // from close()"; docs/faults.md).
         drop(fd);
         if self.trace {
             trace::line(format_args!("close({raw})"), "0", format_args!("{why}"));

@@ -34,8 +34,9 @@ use std::thread;
 
 use nix::sys::signal::{SigSet, Signal};
 
-use super::blocking::serve_client;
+use super::blocking::{self, serve_client};
 use super::config::Config;
+use super::faults;
 use super::signals;
 use super::summary::{Summary, Totals};
 use super::syscalls::{Call, Syscalls};
@@ -45,6 +46,9 @@ use crate::words;
 /// thread); a client's loop needs a few KiB, and small stacks are what let
 /// threads mode hold thousands of connections.
 const STACK_SIZE: usize = 64 * 1024;
+
+/// What to try when a thread cannot be started at all (clone(2): EAGAIN).
+const THREADS: Option<&str> = Some("the limit on threads: ulimit -u, /proc/sys/kernel/threads-max");
 
 /// What every thread shares.
 struct Shared {
@@ -78,31 +82,34 @@ pub fn serve(
     let wake_addr = listener.local_addr()?;
     let watcher = {
         let shared = Arc::clone(&shared);
-        thread::Builder::new().name("signals".into()).stack_size(STACK_SIZE).spawn(move || {
-            // From inside: only here is the new thread's id known.
-            let calls = Syscalls::new(shared.config.trace);
-            calls.narrate_clone("the signal watcher: sigwait(SIGINT, SIGTERM)");
-            watch_signals(signals, &shared, wake_addr);
-        })?
+        thread::Builder::new()
+            .name("signals".into())
+            .stack_size(STACK_SIZE)
+            .spawn(move || {
+                // From inside: only here is the new thread's id known.
+                let calls = Syscalls::new(shared.config.trace);
+                calls.narrate_clone("the signal watcher: sigwait(SIGINT, SIGTERM)");
+                watch_signals(signals, &shared, wake_addr);
+            })
+            .map_err(|e| words::failed("start the thread that waits for signals", e, THREADS))?
     };
     let mut calls = Syscalls::new(config.trace);
     calls.count(Call::Clone, 1);
 
-    let pool = workers.map(|n| ThreadPool::start(n, &shared)).transpose()?;
+    let pool = workers.map(|n| ThreadPool::start(n, &shared)).transpose();
+    let pool = pool.map_err(|e| words::failed("start the pool's workers", e, THREADS))?;
     calls.count(Call::Clone, workers.unwrap_or(0) as u64);
     let mut handles = Vec::new();
     let mut next_id = 0u64;
     while !shared.stopping.load(SeqCst) {
         let (fd, addr) = match calls.accept(&listener, false) {
             Ok(accepted) => accepted,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                // Out of fds: wait for a client to leave rather than spin.
-                thread::sleep(std::time::Duration::from_millis(50));
+            Err(e) => {
+                // One connection's failure, not the server's (`faults.rs`);
+                // out of fds or memory, a pause rather than a spin.
+                blocking::accept_failed(&e);
                 continue;
             }
-            Err(e) => return Err(e),
         };
         if shared.stopping.load(SeqCst) {
             break; // the watcher's wake-up call, or a client too late
@@ -126,19 +133,28 @@ pub fn serve(
         match &pool {
             Some(pool) => pool.submit(Accepted { id, addr, stream }),
             None => {
-                let shared = Arc::clone(&shared);
-                let job = Accepted { id, addr, stream };
+                let (theirs, job) = (Arc::clone(&shared), Accepted { id, addr, stream });
                 let spawned = thread::Builder::new().stack_size(STACK_SIZE).spawn(move || {
-                    let calls = Syscalls::new(shared.config.trace);
+                    let calls = Syscalls::new(theirs.config.trace);
                     calls.narrate_clone(&format!("a new thread for client {}", job.addr));
-                    serve_one(&shared, job, calls);
+                    serve_one(&theirs, job, calls);
                 });
                 match spawned {
                     Ok(handle) => {
                         calls.count(Call::Clone, 1);
                         handles.push(handle);
                     }
-                    Err(e) => eprintln!("cannot start a thread for a client: {}", words::cause(&e)),
+                    // No thread (`faults.rs`: clone3's EAGAIN is a limit,
+                    // not "not now"). The thread's closure, and the stream in
+                    // it, are dropped; the last reference is in `live`. The
+                    // client is told, as over --max-clients, and closed.
+                    Err(e) => {
+                        faults::dropped(&addr, &e);
+                        let left = shared.live.lock().ok().and_then(|mut live| live.remove(&id));
+                        if let Some(stream) = left.and_then(|s| Arc::try_unwrap(s).ok()) {
+                            refuse(OwnedFd::from(stream), &addr, &mut calls);
+                        }
+                    }
                 }
                 // Reap finished threads now and then so the list stays short.
                 if handles.len() > 1024 {
@@ -174,7 +190,10 @@ fn serve_one(shared: &Shared, job: Accepted, mut calls: Syscalls) {
         serve_client(&job.stream, &job.addr, &shared.config, &shared.totals, &mut calls, &|| false);
     let why = match outcome {
         Ok(()) => format!("{}: client done", job.addr),
-        Err(e) => format!("{}: {}", job.addr, words::cause(&e)),
+        Err(e) => {
+            faults::dropped(&job.addr, &e);
+            format!("{}: {}", job.addr, words::cause(&e))
+        }
     };
     if let Ok(mut live) = shared.live.lock() {
         live.remove(&job.id);

@@ -27,6 +27,7 @@ use std::net::TcpListener;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
+use super::faults;
 use super::handler::{Handler, Inline, Input};
 use super::life::{self, Phase, Settled};
 use super::summary::{Summary, Totals};
@@ -108,7 +109,8 @@ enum Got {
     /// The multishot ended without an error of the connection's: cancelled,
     /// or out of buffers.
     Ended,
-    Failed,
+    /// The connection's own error (`faults.rs`: this client only).
+    Failed(io::Error),
 }
 
 /// The client on `fd`, borrowing only the table (so the guards can be used
@@ -148,11 +150,14 @@ impl UringServer {
         self.arm_signals();
         self.arm_accept();
         while self.listener.is_some() || self.guards.limits.clients() > 0 {
+            // The ring's wait failing (but for EINTR, EAGAIN and EBUSY,
+            // which `Ring::enter` retries) is fatal: `faults.rs`.
             if let Some(e) = self.broken.take() {
-                return Err(e);
+                return Err(faults::wait_failed("io_uring_enter", e));
             }
             let timeout = self.timeout();
-            self.ring.enter(1, timeout)?;
+            let entered = self.ring.enter(1, timeout);
+            entered.map_err(|e| faults::wait_failed("io_uring_enter", e))?;
             self.guards.deadlines.tick();
             let mut cqes = std::mem::take(&mut self.cqes);
             cqes.clear();
@@ -232,18 +237,21 @@ impl UringServer {
             match cqe.res {
                 n if n >= 0 => Got::Bytes(n as usize, client.takes_input(n as usize)),
                 e if e == -libc::ENOBUFS || e == -libc::ECANCELED => Got::Ended,
-                _ => Got::Failed,
+                e => Got::Failed(io::Error::from_raw_os_error(-e)),
             }
         });
-        match got {
-            Some(Got::Bytes(n, requests)) => {
+        match &got {
+            &Some(Got::Bytes(n, requests)) => {
                 Totals::add(&self.totals.bytes_in, n as u64);
                 if requests {
                     self.guards.deadlines.touch(fd);
                     self.feed(fd, bid.map(|bid| (bid, n)));
                 }
             }
-            Some(Got::Failed) => self.begin_close(fd, "receive failed (reset?)"),
+            Some(Got::Failed(e)) => {
+                faults::dropped(&format!("fd {fd}"), e);
+                self.begin_close(fd, "receive failed");
+            }
             Some(Got::Ended) | None => {}
         }
         if got.is_some() {
@@ -308,7 +316,10 @@ impl UringServer {
         if cqe.res <= 0 {
             // The bytes cannot go anywhere now.
             (client.outb, client.sending, client.sent) = (Vec::new(), Vec::new(), 0);
-            self.begin_close(fd, "send failed (reset?)");
+            if cqe.res < 0 {
+                faults::dropped(&format!("fd {fd}"), &io::Error::from_raw_os_error(-cqe.res));
+            }
+            self.begin_close(fd, "send failed");
         } else {
             let n = cqe.res as usize;
             client.sent += n;
