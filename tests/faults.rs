@@ -36,10 +36,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
-    collect, mode_usable, read_first_line_then_rest, wait_timeout, Server, BIN, PATIENCE,
-};
+use common::{collect, mode_usable, wait_timeout, Server, BIN, PATIENCE};
 use nix::unistd::Pid;
+use pingpong::observe::{Launched, Stream};
 use pingpong::server::faults::{self, Call, Class};
 
 /// One failure to inject: in `mode`, the system call `call` fails with
@@ -419,31 +418,25 @@ fn run_attached(case: &Case) -> Measured {
 fn run_from_start(case: &Case) -> Measured {
     let mut measured = Measured::new();
     let log = log_path(case);
-    let mut strace = Command::new("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(&log)
-        .arg(case.inject())
-        .args(["--", BIN, "serve", "--mode", case.mode, "--port", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn strace");
-    let (banner, _stdout) = read_first_line_then_rest(strace.stdout.take().expect("piped"));
-    let stderr = collect(strace.stderr.take().expect("piped"));
+    let mut command = Command::new("strace");
+    command.args(["-f", "-qq", "-o"]).arg(&log).arg(case.inject());
+    command.args(["--", BIN, "serve", "--mode", case.mode, "--port", "0"]);
+    let mut strace = Launched::spawn(&mut command).expect("spawn strace");
     let started = Instant::now();
-    if let Some(addr) = banner.recv_timeout(PATIENCE).ok().as_deref().and_then(banner_addr) {
+    let mut from = 0;
+    let banner =
+        strace.wait_line(Stream::Stdout, &mut from, PATIENCE, |l| l.starts_with("listening"));
+    if let Some(addr) = banner.as_deref().and_then(banner_addr) {
         measured.clients = load_clients(addr);
     }
     // strace exits with its tracee's status.
-    measured.exit = wait_timeout(&mut strace, PATIENCE).and_then(|s| s.code());
+    measured.exit = strace.wait_exit(PATIENCE).and_then(|s| s.code());
     measured.exited_after = Some(started.elapsed());
     if measured.exit.is_none() {
-        let _ = strace.kill();
-        let _ = strace.wait();
-        measured.broken = Some("the server did not exit; killed".into());
+        measured.broken = Some("the server did not exit; killed".into()); // on drop
     } else {
-        measured.stderr = stderr.join().unwrap_or_default();
+        strace.await_output_end(Stream::Stderr, PATIENCE);
+        measured.stderr = strace.lines(Stream::Stderr).join("\n");
     }
     read_log(&log, case, &mut measured);
     measured

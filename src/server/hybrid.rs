@@ -45,7 +45,7 @@ use std::thread;
 use super::config::Config;
 use super::faults;
 use super::handler::{self, Handled, Handler, Input, Rules};
-use super::syscalls::{Call, Syscalls};
+use super::syscalls::{Counted, Syscalls};
 use crate::bugs::Bug;
 use crate::protocol::find_newline;
 use crate::trace;
@@ -236,7 +236,7 @@ impl Handler for WorkerPool {
         let r = self.outbox.waker.drain();
         let call = self.outbox.waker.narrate_read(r.as_deref().ok());
         let result = trace::result(r.as_ref().map(|taken| taken.len() as i64));
-        calls.made(Call::Read, &call, &result, "workers have finished work");
+        calls.made(Counted::Read, &call, &result, "workers have finished work");
         let done = match self.outbox.finished.lock() {
             Ok(mut list) => mem::take(&mut *list),
             Err(_) => Vec::new(),
@@ -281,8 +281,8 @@ impl Handler for WorkerPool {
 
     /// The workers started, and the wake-ups they wrote so far.
     fn count(&self, calls: &mut Syscalls) {
-        calls.count(Call::Clone, self.workers.len() as u64);
-        calls.count(Call::Write, self.outbox.wakes.load(Relaxed));
+        calls.count(Counted::Clone, self.workers.len() as u64);
+        calls.count(Counted::Write, self.outbox.wakes.load(Relaxed));
     }
 
     /// Close the queue and let the workers finish what they hold.

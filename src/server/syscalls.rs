@@ -37,7 +37,7 @@ pub struct Syscalls {
 /// A call a mode makes outside this funnel's wrappers, to be counted here:
 /// a thread's `clone3`, hybrid's `read` and `write` of its eventfd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Call {
+pub enum Counted {
     Read,
     Write,
     Clone,
@@ -56,17 +56,17 @@ impl Syscalls {
 
     /// Count `n` calls of `call` made elsewhere (a thread started, the
     /// wake-ups hybrid's workers wrote).
-    pub fn count(&mut self, call: Call, n: u64) {
+    pub fn count(&mut self, call: Counted, n: u64) {
         *match call {
-            Call::Read => &mut self.read,
-            Call::Write => &mut self.write,
-            Call::Clone => &mut self.clone,
+            Counted::Read => &mut self.read,
+            Counted::Write => &mut self.write,
+            Counted::Clone => &mut self.clone,
         } += n;
     }
 
     /// Count one call the caller made itself, and narrate it: `shown` as
     /// strace prints it, its `result`, and why it was made.
-    pub fn made(&mut self, call: Call, shown: &str, result: &str, why: &str) {
+    pub fn made(&mut self, call: Counted, shown: &str, result: &str, why: &str) {
         self.count(call, 1);
         self.narrate(shown, result, why);
     }

@@ -39,7 +39,7 @@ use super::config::Config;
 use super::faults;
 use super::signals;
 use super::summary::{Summary, Totals};
-use super::syscalls::{Call, Syscalls};
+use super::syscalls::{Counted, Syscalls};
 use crate::words;
 
 /// Stack per client thread. The default is 2 MiB (8 MiB for the main
@@ -94,11 +94,11 @@ pub fn serve(
             .map_err(|e| words::failed("start the thread that waits for signals", e, THREADS))?
     };
     let mut calls = Syscalls::new(config.trace);
-    calls.count(Call::Clone, 1);
+    calls.count(Counted::Clone, 1);
 
     let pool = workers.map(|n| ThreadPool::start(n, &shared)).transpose();
     let pool = pool.map_err(|e| words::failed("start the pool's workers", e, THREADS))?;
-    calls.count(Call::Clone, workers.unwrap_or(0) as u64);
+    calls.count(Counted::Clone, workers.unwrap_or(0) as u64);
     let mut handles = Vec::new();
     let mut next_id = 0u64;
     while !shared.stopping.load(SeqCst) {
@@ -141,7 +141,7 @@ pub fn serve(
                 });
                 match spawned {
                     Ok(handle) => {
-                        calls.count(Call::Clone, 1);
+                        calls.count(Counted::Clone, 1);
                         handles.push(handle);
                     }
                     // No thread (`faults.rs`: clone3's EAGAIN is a limit,
