@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::strace::{self, strace_usable};
 use common::{collect, mode_usable, wait_timeout, Server, BIN, PATIENCE};
 use nix::unistd::Pid;
 use pingpong::observe::{Launched, Stream};
@@ -221,7 +222,7 @@ fn every_injected_failure_lands_in_its_class() {
     if let Some(why) = skipped {
         // The rows that attach strace to a running server did not run.
         let rows = results.iter().filter(|(_, m, _)| m.skipped.is_some()).count();
-        strace_unusable(test, &format!("{rows} rows skipped: {why}"));
+        strace::skip(test, &format!("{rows} rows skipped: {why}"));
     }
     println!("{} cases in {:.1} s", results.len(), started.elapsed().as_secs_f64());
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -684,31 +685,3 @@ fn judge(case: &Case, m: &Measured) -> Result<(), String> {
 }
 
 // ---------------------------------------------------------------- strace
-
-/// Can strace trace a child here? Asked once (as `tests/strace.rs` does).
-fn strace_usable(test: &str) -> bool {
-    let out = Command::new("strace")
-        .args(["-f", "-o", "/dev/null", "--", BIN, "--version"])
-        .stdin(Stdio::null())
-        .output();
-    let why = match out {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => "strace is not installed".to_string(),
-        Err(e) => format!("cannot run strace: {e}"),
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => format!(
-            "strace cannot trace here (is ptrace allowed?): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-    };
-    strace_unusable(test, &why)
-}
-
-/// Print why (past the harness's capture), or fail if
-/// `PINGPONG_REQUIRE_STRACE` is set. Returns false.
-fn strace_unusable(test: &str, why: &str) -> bool {
-    if std::env::var_os("PINGPONG_REQUIRE_STRACE").is_some() {
-        panic!("{test}: {why} (and PINGPONG_REQUIRE_STRACE is set)");
-    }
-    let _ = writeln!(io::stderr(), "skipped {test}: {why}");
-    false
-}

@@ -25,12 +25,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
+use common::strace::strace_usable;
 use common::{run_with_timeout, BIN};
 
 /// The modes `make trace-diff` can put beside epoll.
@@ -346,26 +346,4 @@ fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pingpong-trace-diff-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-/// Can strace trace a child here? As `tests/strace.rs` asks it.
-fn strace_usable(test: &str) -> bool {
-    let out = Command::new("strace")
-        .args(["-f", "-o", "/dev/null", "--", BIN, "--version"])
-        .stdin(Stdio::null())
-        .output();
-    let why = match out {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => "strace is not installed".to_string(),
-        Err(e) => format!("cannot run strace: {e}"),
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => format!(
-            "strace cannot trace here (is ptrace allowed?): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-    };
-    if std::env::var_os("PINGPONG_REQUIRE_STRACE").is_some() {
-        panic!("{test}: {why} (and PINGPONG_REQUIRE_STRACE is set)");
-    }
-    let _ = writeln!(io::stderr(), "skipped {test}: {why}");
-    false
 }
