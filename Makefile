@@ -68,7 +68,7 @@ else
 	PINGPONG_LIBKQUEUE=$(LIBKQUEUE_DIR) $(CARGO) clippy --all-targets -- -D warnings
 endif
 
-check-platforms: ## type-check and lint the crate for macOS, FreeBSD, NetBSD, OpenBSD, aarch64 Linux
+check-platforms: ## type-check and lint the crate, its tests and the tools for macOS, FreeBSD, NetBSD, OpenBSD, aarch64 Linux
 	XCHECK_CLIPPY=1 scripts/check-platforms.sh
 
 lint: ## rustfmt, clippy and rustdoc, as CI runs them

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Type-check the whole crate (library and binaries) for macOS, the BSDs and
-# Linux on aarch64 (no epoll_wait, poll or select system calls there), from
-# x86-64 Linux, so the kqueue backend and every other #[cfg] path keep
-# compiling on systems nobody here runs.
+# Type-check the whole crate (library, binaries and tests) and the check and
+# watch tools for macOS, the BSDs and Linux on aarch64 (no epoll_wait, poll
+# or select system calls there), from x86-64 Linux, so the kqueue backend and
+# every other #[cfg] path keep compiling on systems nobody here runs. (The
+# benchmark is Linux's only: it reads /proc.)
 #
 # The std of those targets is not fetched prebuilt; it is built from source:
 # `-Zbuild-std` compiles std for each target from rustup's rust-src component
@@ -102,7 +103,7 @@ for target in "${targets[@]}"; do
   start=$SECONDS
   if PATH=$search_path RUSTC=$rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$target_dir \
     "$cargo" "$subcommand" -Zbuild-std=std,panic_abort,test,proc_macro --target "$target" \
-    --lib --bins --tests "${lints[@]}" >"$log" 2>&1; then
+    -p pingpong -p pingpong-check -p pingpong-watch --lib --bins --tests "${lints[@]}" >"$log" 2>&1; then
     status=ok
     grep -q '^warning' "$log" && status="ok, with warnings (see $log)"
   else

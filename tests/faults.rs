@@ -456,6 +456,14 @@ fn attached(pid: Pid, strace: &mut std::process::Child) -> bool {
             tracer.is_some_and(|t| t.trim() != "0")
         });
         if traced {
+            // TracerPid is set the moment strace seizes a thread
+            // (PTRACE_SEIZE), a little before it asks to stop it at every
+            // system call (PTRACE_SYSCALL). A client accepted in between
+            // has no accept4 in the log, so its failed calls could not be
+            // told apart: let strace finish attaching first. (Seen once on
+            // a loaded machine: a blocking-mode client whose failed sendto
+            // was counted as nobody's.)
+            thread::sleep(Duration::from_millis(250));
             return true;
         }
         thread::sleep(Duration::from_millis(10));
