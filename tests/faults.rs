@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use common::strace::{self, strace_usable};
 use common::{collect, mode_usable, wait_timeout, Server, BIN, PATIENCE};
 use nix::unistd::Pid;
-use pingpong::observe::{Launched, Stream};
+use pingpong::observe::{Launched, Sample, Stream};
 use pingpong::server::faults::{self, Call, Class};
 
 /// One failure to inject: in `mode`, the system call `call` fails with
@@ -255,8 +255,8 @@ struct Measured {
     injected: usize,
     /// A client connected after the load: served?
     newcomer: Option<Seen>,
-    /// CPU the server used in `IDLE_WINDOW` after the load, in clock ticks.
-    busy_ticks: Option<u64>,
+    /// CPU the server used in `IDLE_WINDOW` after the load.
+    busy: Option<Duration>,
     /// The exit status, and how long after the load started it came
     /// (fatal cases); the status after SIGTERM otherwise.
     exit: Option<i32>,
@@ -293,8 +293,8 @@ impl Measured {
             None if self.newcomer == Some(Seen::Exact) => said += "; newcomer ok",
             None => said += &format!("; newcomer {:?}", self.newcomer),
         }
-        if let Some(ticks) = self.busy_ticks {
-            said += if ticks <= BUSY_TICKS { ", idle" } else { ", BUSY" };
+        if let Some(busy) = self.busy {
+            said += if busy <= BUSY_CPU { ", idle" } else { ", BUSY" };
         }
         said
     }
@@ -314,10 +314,11 @@ impl Measured {
     }
 }
 
-/// How long the server is watched for CPU after the load, and the most
-/// clock ticks (of 50 in that window) it may use there and count as idle.
+/// How long the server is watched for CPU after the load, and the most CPU
+/// it may use there and count as idle (ten clock ticks of 10 ms: a fifth of
+/// the window).
 const IDLE_WINDOW: Duration = Duration::from_millis(500);
-const BUSY_TICKS: u64 = 10;
+const BUSY_CPU: Duration = Duration::from_millis(100);
 
 impl Measured {
     fn new() -> Measured {
@@ -326,7 +327,7 @@ impl Measured {
             affected: HashSet::new(),
             injected: 0,
             newcomer: None,
-            busy_ticks: None,
+            busy: None,
             exit: None,
             exited_after: None,
             stderr: String::new(),
@@ -400,7 +401,7 @@ fn run_attached(case: &Case) -> Measured {
             // its own.
             let newcomer = session(server.addr, &["ping\nlast".into()], "pong\nlast");
             measured.newcomer = Some(newcomer.1);
-            measured.busy_ticks = cpu_ticks(pid, IDLE_WINDOW);
+            measured.busy = cpu_over(pid, IDLE_WINDOW);
         }
     }
     let stopped = server.stop();
@@ -471,12 +472,17 @@ fn attached(pid: Pid, strace: &mut std::process::Child) -> bool {
     false
 }
 
+/// Whether process `pid` is still in /proc, zombie or not.
+fn exists(pid: Pid) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Whether `pid` has exited (a zombie, not reaped yet), waiting up to `PATIENCE`.
 fn exited(pid: Pid) -> bool {
     let until = Instant::now() + PATIENCE;
     while Instant::now() < until {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with('Z')) {
+        // Gone from /proc, or a zombie (`Sample::state`, `stat` field 3).
+        if Sample::take(pid.as_raw()).is_ok_and(|s| s.state == 'Z') || !exists(pid) {
             return true;
         }
         thread::sleep(Duration::from_millis(5));
@@ -543,18 +549,12 @@ fn session(addr: SocketAddr, writes: &[String], expected: &str) -> (u16, Seen) {
     (port, seen)
 }
 
-/// CPU time (user + system, every thread) the process used over `window`,
-/// in clock ticks (`/proc/PID/stat`, fields 14 and 15).
-fn cpu_ticks(pid: Pid, window: Duration) -> Option<u64> {
-    let ticks = || -> Option<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        // After the `(comm)`, field 3 (state) is index 0: utime is 14, stime 15.
-        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-    };
-    let before = ticks()?;
+/// CPU time (user + system, every thread) the process used over `window`
+/// (`/proc/PID/stat`, read by `observe::Sample`).
+fn cpu_over(pid: Pid, window: Duration) -> Option<Duration> {
+    let before = Sample::take(pid.as_raw()).ok()?;
     thread::sleep(window);
-    Some(ticks()?.saturating_sub(before))
+    Some(Sample::take(pid.as_raw()).ok()?.cpu().saturating_sub(before.cpu()))
 }
 
 /// From strace's log: how many calls it made fail, and the ports of the
@@ -666,9 +666,9 @@ fn judge(case: &Case, m: &Measured) -> Result<(), String> {
         return Err(format!("no line saying why (`{cause}`)"));
     }
     // Idle: a few ticks at most (a spinning loop takes them all, even on a
-    // busy machine: half of the window's 50 at the very least).
-    if let Some(ticks) = m.busy_ticks.filter(|&t| t > BUSY_TICKS) {
-        return Err(format!("busy after the load: {ticks} ticks of CPU in {IDLE_WINDOW:?}"));
+    // busy machine: half of the window at the very least).
+    if let Some(busy) = m.busy.filter(|&b| b > BUSY_CPU) {
+        return Err(format!("busy after the load: {busy:?} of CPU in {IDLE_WINDOW:?}"));
     }
     let out_of_fds = matches!(case.errno.1, libc::EMFILE | libc::ENFILE);
     for (port, seen) in &m.clients {

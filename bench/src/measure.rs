@@ -18,7 +18,7 @@ use crate::cpu_clock::process_cpu_ns;
 use crate::driver::Driver;
 use crate::figures::{self, Fig, Measure, SyscallMethod};
 use crate::perf::SyscallCounter;
-use crate::server::{self, Sample, Server};
+use crate::server::{self, Reading, Server};
 use crate::workloads::{Family, Run, Target};
 
 /// The options, checked and with the defaults of `--quick` filled in.
@@ -161,8 +161,8 @@ struct Window {
     elapsed: f64,
     starved: usize,
     /// The server, before and after (its context switches among the rest).
-    before: Sample,
-    after: Sample,
+    before: Reading,
+    after: Reading,
     /// Our own CPU time (ns), before and after.
     client_cpu: (u64, u64),
 }

@@ -65,7 +65,7 @@ pub fn sum_stats<'a>(lines: impl IntoIterator<Item = &'a Stats>) -> Stats {
 
 /// One look at the process from outside.
 #[derive(Clone, Copy, Debug)]
-pub struct Sample {
+pub struct Reading {
     /// CPU time of every thread, in nanoseconds, from the process's CPU
     /// clock. `/proc` has the same time in clock ticks of 10 ms, too coarse
     /// for the half-second windows of `--quick`: this figure stays the
@@ -76,7 +76,7 @@ pub struct Sample {
     pub proc: observe::Sample,
 }
 
-impl Sample {
+impl Reading {
     /// Context switches, voluntary and not, summed over every thread alive.
     pub fn context_switches(&self) -> u64 {
         self.proc.voluntary_switches + self.proc.involuntary_switches
@@ -152,7 +152,7 @@ impl Server {
 
     /// Look at the process now: `/proc` first, the CPU clock last, so that
     /// a window that starts with this sample is framed closely by the clock.
-    pub fn sample(&self) -> io::Result<Sample> {
+    pub fn sample(&self) -> io::Result<Reading> {
         sample(self.pid)
     }
 
@@ -208,9 +208,9 @@ impl Server {
 
 /// One look at process `pid`: `/proc` (stat, status, task/*/status), then
 /// its CPU clock.
-fn sample(pid: i32) -> io::Result<Sample> {
+fn sample(pid: i32) -> io::Result<Reading> {
     let proc = observe::Sample::take(pid)?;
-    Ok(Sample { cpu_ns: process_cpu_ns(pid)?, proc })
+    Ok(Reading { cpu_ns: process_cpu_ns(pid)?, proc })
 }
 
 #[cfg(test)]

@@ -69,8 +69,10 @@ impl LabServer {
         command.args(["-c", &format!("{limit}exec \"$0\" \"$@\""), &bin.display().to_string()]);
         command.args(["serve", "--port", "0", "--stats"]).args(&launch.args);
         let mut launched = Launched::spawn(&mut command)?;
-        // The banner's pid, not the child's: under strace the child is strace.
+        // The banner's pid, not the child's: under strace the child is
+        // strace, and the server is the one to signal and to kill.
         let banner = launched.await_banner(PATIENCE)?;
+        launched.serving(banner.pid);
         Ok(LabServer { launched, addr: banner.addr, pid: Pid::from_raw(banner.pid) })
     }
 
@@ -164,29 +166,7 @@ impl LabServer {
     }
 
     /// SIGTERM, and wait for it to finish (killed if it takes too long).
-    /// The signal goes to the server's own pid: under strace the child is
-    /// strace, which, sent SIGTERM itself, would detach and leave the server
-    /// running with no parent.
     pub fn stop(mut self) -> io::Result<ExitStatus> {
-        if self.launched.alive() {
-            let _ = nix::sys::signal::kill(self.pid, Signal::SIGTERM);
-        }
-        match self.launched.wait_exit(PATIENCE) {
-            Some(status) => Ok(status),
-            None => {
-                let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
-                Ok(self.launched.stop(PATIENCE)?.0)
-            }
-        }
-    }
-}
-
-impl Drop for LabServer {
-    /// A lab that ends early (an error, a panic) still leaves no server
-    /// behind: the server itself is killed, not only strace or the shell.
-    fn drop(&mut self) {
-        if self.launched.alive() {
-            let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
-        }
+        Ok(self.launched.stop(PATIENCE)?.0)
     }
 }

@@ -52,7 +52,9 @@ pub struct Launched {
 impl Launched {
     /// Start `command` with stdin from /dev/null and stdout and stderr
     /// kept. The pid watched is the child's: start servers directly, or
-    /// through `sh -c 'exec ...'`, so that it is the server's own.
+    /// through `sh -c 'exec ...'`, so that it is the server's own; or, when
+    /// the child is a wrapper that stays (strace), name the server with
+    /// [`Launched::serving`].
     pub fn spawn(command: &mut Command) -> io::Result<Launched> {
         Launched::spawn_keeping(command, KEPT_LINES)
     }
@@ -74,9 +76,27 @@ impl Launched {
         Ok(Launched { child, pid, command_line, stdout, stderr, status: None })
     }
 
-    /// The child's process id.
+    /// The server's process id: the child's, unless [`Launched::serving`]
+    /// named another.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The child is a wrapper (strace) and the server is `pid`, started by
+    /// it: from now on [`Launched::pid`], [`Launched::signal`],
+    /// [`Launched::stop`] and the kill on drop aim at the server. Aiming at
+    /// the wrapper would not do: strace, sent SIGTERM or SIGKILL, detaches
+    /// and lets the server run on with no parent.
+    pub fn serving(&mut self, pid: i32) {
+        self.pid = pid;
+    }
+
+    /// Kill the server, and the wrapper around it if there is one.
+    fn kill(&mut self) -> io::Result<()> {
+        if self.pid != self.child.id() as i32 {
+            let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+        }
+        self.child.kill()
     }
 
     /// The command as started, for messages: `python3 server.py --port 8123`.
@@ -138,8 +158,10 @@ impl Launched {
     /// Wait up to `timeout` for pingpong's start-up line on stdout.
     pub fn await_banner(&mut self, timeout: Duration) -> io::Result<Banner> {
         let mut from = 0;
-        match self.wait_line(Stream::Stdout, &mut from, timeout, |l| Banner::parse(l).is_some()) {
-            Some(line) => Banner::parse(&line).ok_or_else(|| io::Error::other("unreachable")),
+        let line =
+            self.wait_line(Stream::Stdout, &mut from, timeout, |l| Banner::parse(l).is_some());
+        match line.as_deref().and_then(Banner::parse) {
+            Some(banner) => Ok(banner),
             None => Err(self.failure(&format!("printed no start-up line in {timeout:?}"))),
         }
     }
@@ -205,7 +227,7 @@ impl Launched {
         if let Some(status) = self.wait_exit(patience) {
             return Ok((status, true));
         }
-        self.child.kill()?;
+        self.kill()?;
         let status = self.child.wait()?;
         self.status = Some(status);
         Ok((status, false))
@@ -259,7 +281,7 @@ impl Launched {
 impl Drop for Launched {
     fn drop(&mut self) {
         if self.exit_status().is_none() {
-            let _ = self.child.kill();
+            let _ = self.kill();
             let _ = self.child.wait();
         }
     }

@@ -46,7 +46,7 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<Summary> {
         let (fd, addr) = match calls.accept(&listener, false) {
             Ok(accepted) => accepted,
             Err(e) => {
-                accept_failed(&e);
+                after_failed_accept(&e);
                 continue;
             }
         };
@@ -148,7 +148,7 @@ fn timed_out(asked: Instant, config: &Config) -> bool {
 /// A failed `accept` (`faults.rs`: it costs that connection only): said in
 /// a line, then accept again; short of fds or memory, after a pause, for
 /// the queue is not going anywhere and trying at once would spin.
-pub fn accept_failed(e: &io::Error) {
+pub fn after_failed_accept(e: &io::Error) {
     if faults::is_retry(Call::Accept, e) {
         return;
     }

@@ -185,7 +185,6 @@ impl<H: Handler> EventLoop<H> {
     /// needs now (no system call if unchanged, as is usual). Returns them.
     fn update(&mut self, fd: RawFd, outcome: io::Result<()>) -> Events {
         let Ok(conn) = client(&mut self.selector, fd) else { return Events::NONE };
-        let addr = conn.addr;
         let next = outcome.and_then(|()| conn.next(self.handler.owes(fd), &mut self.calls));
         if let Ok(Next::Linger) = next {
             self.guards.deadlines.linger(fd, conn.id);
@@ -197,8 +196,8 @@ impl<H: Handler> EventLoop<H> {
             Ok(()) => events,
             Err(e) => {
                 // A failed call (not the end of a life): said in a line.
-                if e.raw_os_error().is_some() {
-                    faults::dropped(&addr, &e);
+                if let (Some(_), Ok(conn)) = (e.raw_os_error(), client(&mut self.selector, fd)) {
+                    faults::dropped(&conn.addr, &e);
                 }
                 self.close(fd, &crate::words::cause(&e));
                 Events::NONE

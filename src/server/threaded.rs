@@ -107,7 +107,7 @@ pub fn serve(
             Err(e) => {
                 // One connection's failure, not the server's (`faults.rs`);
                 // out of fds or memory, a pause rather than a spin.
-                blocking::accept_failed(&e);
+                blocking::after_failed_accept(&e);
                 continue;
             }
         };

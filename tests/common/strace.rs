@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use pingpong::observe::{Banner, Launched, Stream};
 
@@ -102,6 +102,8 @@ impl Traced {
         // server's, strace's child, not strace's own.
         let banner =
             Banner::parse(&line).unwrap_or_else(|| panic!("unexpected start-up line: {line:?}"));
+        // Signals, and the kill on drop, go to the server, not to strace.
+        strace.serving(banner.pid);
         Traced {
             strace,
             server: Pid::from_raw(banner.pid),
@@ -115,7 +117,7 @@ impl Traced {
     /// end, and read the transcript. A server that does not exit cleanly
     /// fails the test.
     pub fn stop(mut self) -> Transcript {
-        kill(self.server, Signal::SIGTERM).expect("SIGTERM the server");
+        self.strace.signal(Signal::SIGTERM).expect("SIGTERM the server");
         let status = self.strace.wait_exit(PATIENCE).unwrap_or_else(|| {
             panic!("{} server under strace still running {PATIENCE:?} after SIGTERM", self.mode)
         });
@@ -132,11 +134,7 @@ impl Traced {
 
 impl Drop for Traced {
     fn drop(&mut self) {
-        // The server first: killing strace alone could leave it running.
-        // `Launched` then kills and reaps strace.
-        if self.strace.alive() {
-            let _ = kill(self.server, Signal::SIGKILL);
-        }
+        // `Launched` kills the server (`serving`), then strace, and reaps it.
         let _ = std::fs::remove_file(&self.log);
     }
 }
